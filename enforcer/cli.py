@@ -1,0 +1,168 @@
+"""The command line: `docker-enforcer check | audit | --version`.
+
+Exit status: 0 fine, 1 violations found (audit), 2 bad settings or files, 3 the engine cannot be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from enforcer import __version__, logs
+from enforcer.audit import InspectFileError, audit_engine, audit_file, table, verdict_json
+from enforcer.dockerhost.client import connect
+from enforcer.dockerhost.errors import EngineUnavailable
+from enforcer.facts.gather import FactGatherer, GatherOptions
+from enforcer.judge.judge import JudgeOptions
+from enforcer.judge.loader import RulesFileError
+from enforcer.judge.policy import Policy, load_policy
+from enforcer.settings import IGNORED_VARIABLES, Settings, SettingsError
+
+log = logging.getLogger("enforcer.cli")
+
+EXIT_OK, EXIT_VIOLATIONS, EXIT_USAGE, EXIT_ENGINE = 0, 1, 2, 3
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="docker-enforcer",
+        description="Audits and enforces the host owner's rules on every container of a Docker host.",
+    )
+    top.add_argument("--version", action="version", version=f"docker-enforcer {__version__}")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = sub.add_parser(
+        "check", help="validate the rules, whitelist and triggers files (no Docker needed)"
+    )
+    _file_options(check)
+
+    audit = sub.add_parser(
+        "audit", help="judge every running container once and report; never stops anything"
+    )
+    _file_options(audit)
+    audit.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    audit.add_argument(
+        "--from",
+        dest="from_file",
+        type=Path,
+        metavar="FILE",
+        help="judge saved `docker inspect` output (a JSON list) offline, without an engine",
+    )
+    return top
+
+
+def _file_options(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--rules", type=Path, metavar="FILE", help="rules file (default: RULES_FILE or rules/rules.py)"
+    )
+    cmd.add_argument("--whitelist", type=Path, metavar="FILE", help="whitelist rules file")
+    cmd.add_argument("--triggers", type=Path, metavar="FILE", help="triggers file")
+
+
+def settings_for(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
+    settings = Settings.from_env(environ)
+    files = dataclasses.replace(
+        settings.files,
+        rules=args.rules or settings.files.rules,
+        whitelist_rules=args.whitelist or settings.files.whitelist_rules,
+        triggers=args.triggers or settings.files.triggers,
+    )
+    return dataclasses.replace(settings, files=files)
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    environ = os.environ if environ is None else environ
+    try:
+        settings = settings_for(args, environ)
+    except SettingsError as exc:
+        print(f"docker-enforcer: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    logs.configure(settings.log_level, settings.log_format)
+    for name in settings.ignored_variables:
+        log.warning(
+            "%s is ignored: docker-enforcer has no authorization-plugin mode (%s)",
+            name,
+            ", ".join(IGNORED_VARIABLES),
+        )
+    try:
+        policy = load_policy(settings)
+    except RulesFileError as exc:
+        print(f"docker-enforcer: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for kind, path in policy.paths().items():
+        log.info("%s file in use: %s", kind, path)
+    if args.command == "check":
+        return run_check(policy)
+    return run_audit(args, settings, policy)
+
+
+def run_check(policy: Policy) -> int:
+    print(f"rules ({len(policy.rules)}) from {policy.sources['rules'].path}:")
+    for rule in policy.rules:
+        extra = f" [{rule.severity}" + (f", mode {rule.mode}" if rule.mode else "") + "]"
+        ident = f" ({rule.meta['id']})" if "id" in rule.meta else ""
+        print(f"  - {rule.name}{ident}{extra}")
+    print(f"whitelist rules ({len(policy.whitelist.rules)}) from {policy.sources['whitelist_rules'].path}")
+    print(f"triggers ({len(policy.triggers)}) from {policy.sources['triggers'].path}")
+    print(f"rules version {policy.version[:12]}")
+    return EXIT_OK
+
+
+def run_audit(args: argparse.Namespace, settings: Settings, policy: Policy) -> int:
+    options = JudgeOptions(settings.stop_on_first_violation, settings.rule_errors_are_violations)
+    if args.from_file is not None:
+        try:
+            verdicts = audit_file(args.from_file, policy, options)
+        except InspectFileError as exc:
+            print(f"docker-enforcer: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    else:
+        try:
+            host = connect(
+                settings.docker_socket,
+                settings.docker_req_timeout_s,
+                settings.docker_tls_verify,
+                settings.docker_cert_path,
+            )
+            gatherer = FactGatherer(
+                host, GatherOptions(False, settings.disable_params, settings.disable_metrics)
+            )
+            try:
+                verdicts = audit_engine(gatherer, policy, options, _progress_bar())
+            finally:
+                gatherer.close()
+                host.close()
+        except EngineUnavailable as exc:
+            print(
+                f"docker-enforcer: cannot reach the Docker engine at {settings.docker_socket} ({exc}); "
+                "check DOCKER_SOCKET and that the engine runs",
+                file=sys.stderr,
+            )
+            return EXIT_ENGINE
+    if args.json:
+        print(json.dumps([verdict_json(v) for v in verdicts], indent=2))
+    else:
+        print(table(verdicts))
+    return EXIT_VIOLATIONS if any(v.verdict for v in verdicts) else EXIT_OK
+
+
+def _progress_bar() -> Callable[[int, int], None] | None:
+    """A progress bar on stderr when it is a terminal; stdout stays clean for the report."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        width = 30
+        filled = width * done // max(total, 1)
+        end = "\n" if done >= total else ""
+        sys.stderr.write(f"\rgathering facts [{'#' * filled}{'.' * (width - filled)}] {done}/{total}{end}")
+        sys.stderr.flush()
+
+    return show

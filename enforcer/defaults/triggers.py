@@ -1,0 +1,2 @@
+# The packaged default: no triggers.
+triggers: list[dict] = []

@@ -1,0 +1,2 @@
+# The packaged default: no custom whitelist lambdas.
+whitelist_rules: list[dict] = []

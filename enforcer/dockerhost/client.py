@@ -1,0 +1,126 @@
+"""The only code that talks to the Docker engine: list, inspect, stats, kill, stop, update, remove, events.
+
+Returns raw JSON (dicts) and raises only the errors of `enforcer.dockerhost.errors`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.tls
+
+from enforcer.dockerhost.errors import EngineUnavailable, translated
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How to reach the engine: URL, request timeout and optional TLS client certificates."""
+
+    url: str
+    timeout_s: float = 30
+    tls_verify: bool = False
+    cert_path: Path | None = None
+    pool_size: int = 64
+
+
+def _tls(conn: Connection) -> docker.tls.TLSConfig | bool:
+    if not conn.tls_verify and conn.cert_path is None:
+        return False
+    path = conn.cert_path or Path(os.path.expanduser("~/.docker"))
+    return docker.tls.TLSConfig(
+        client_cert=(str(path / "cert.pem"), str(path / "key.pem")),
+        ca_cert=str(path / "ca.pem") if conn.tls_verify else None,
+        verify=conn.tls_verify,
+    )
+
+
+class DockerHost:
+    """A thread-safe handle on one engine, with a connection pool sized for concurrent fan-out."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        with translated(f"connecting to {conn.url}"):
+            self._api = docker.APIClient(
+                base_url=conn.url,
+                timeout=conn.timeout_s,
+                tls=_tls(conn),
+                max_pool_size=conn.pool_size,
+                version="auto",  # asks the engine once; fails fast (EngineUnavailable) when it is down
+            )
+
+    def close(self) -> None:
+        self._api.close()
+
+    def ping(self) -> None:
+        """Raises EngineUnavailable when the engine does not answer."""
+        with translated(f"ping {self.conn.url}"):
+            self._api.ping()
+
+    def info(self) -> Json:
+        with translated("info"):
+            return self._api.info()
+
+    def list_running(self) -> list[Json]:
+        """Summaries of running containers (`docker ps`): Id, Names, Image, ImageID, Labels, Created, State."""
+        with translated("list containers"):
+            return self._api.containers()
+
+    def list_all(self) -> list[Json]:
+        with translated("list containers"):
+            return self._api.containers(all=True)
+
+    def inspect(self, cid: str) -> Json:
+        with translated(f"inspect {cid[:12]}"):
+            return self._api.inspect_container(cid)
+
+    def stats(self, cid: str) -> Json:
+        """One stats sample; `one_shot` answers on the engine's next 1 s tick instead of waiting for two."""
+        with translated(f"stats {cid[:12]}"):
+            return self._api.stats(cid, stream=False, one_shot=True)
+
+    def image_tags(self, image_id: str) -> list[str]:
+        with translated(f"inspect image {image_id[:19]}"):
+            return list(self._api.inspect_image(image_id).get("RepoTags") or [])
+
+    def kill(self, cid: str) -> None:
+        with translated(f"kill {cid[:12]}"):
+            self._api.kill(cid)
+
+    def stop(self, cid: str, timeout_s: int) -> None:
+        with translated(f"stop {cid[:12]}"):
+            self._api.stop(cid, timeout=timeout_s)
+
+    def remove(self, cid: str) -> None:
+        with translated(f"remove {cid[:12]}"):
+            self._api.remove_container(cid, force=True)
+
+    def set_restart_policy(self, cid: str, policy: str = "no") -> None:
+        with translated(f"update {cid[:12]}"):
+            self._api.update_container(cid, restart_policy={"Name": policy})
+
+    def events(self, since: float | None = None, filters: dict[str, Any] | None = None) -> Iterator[Json]:
+        """The event stream as decoded JSON objects; ends (or raises EngineUnavailable) when the stream does."""
+        with translated("events"):
+            stream = self._api.events(since=since, filters=filters, decode=True)
+        try:
+            with translated("events"):
+                yield from stream
+        finally:
+            stream.close()
+
+
+def connect(
+    url: str, timeout_s: float = 30, tls_verify: bool = False, cert_path: Path | None = None
+) -> DockerHost:
+    """A DockerHost for `url`; raises EngineUnavailable with the socket named when it cannot be used."""
+    return DockerHost(Connection(url, timeout_s, tls_verify, cert_path))
+
+
+__all__ = ["Connection", "DockerHost", "EngineUnavailable", "connect"]

@@ -1,0 +1,99 @@
+"""The object a rule receives: one container's facts, read-only.
+
+Compatible with the original's `Container`: `cid`, `params`, `metrics`, `position`, `check_source`,
+`owner`, and `str(c)` is the container's name as Docker gives it (`/name`). `metrics` and `position` may be
+given as callables: they are then fetched on first use only, so a check whose rules never read metrics does
+not wait a second for `docker stats`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from enforcer.facts.views import EMPTY, CaseInsensitiveMap, wrap
+
+UNKNOWN_OWNER = "[unknown]"
+
+
+class FactUnavailable(LookupError):
+    """A fact that cannot be known at this point (metrics before a container starts, for example)."""
+
+
+Lazy = Callable[[], Any]
+
+
+class Container:
+    """One container's facts as rules see them."""
+
+    __slots__ = ("cid", "check_source", "owner", "image", "_params", "_metrics", "_position")
+
+    def __init__(
+        self,
+        cid: str,
+        params: Mapping[str, Any],
+        *,
+        metrics: Mapping[str, Any] | Lazy = EMPTY,
+        position: int | Lazy = 0,
+        check_source: str = "periodic",
+        owner: str = UNKNOWN_OWNER,
+        image: str | None = None,
+    ) -> None:
+        self.cid = cid
+        self.check_source = check_source
+        self.owner = owner
+        self._params: CaseInsensitiveMap = wrap(params)
+        self._metrics = metrics if callable(metrics) else wrap(metrics)
+        self._position = position
+        self.image = image if image is not None else configured_image(self._params)
+
+    @property
+    def params(self) -> CaseInsensitiveMap:
+        """`docker inspect` data; keys match without regard to case."""
+        return self._params
+
+    @property
+    def metrics(self) -> CaseInsensitiveMap:
+        """`docker stats` data (empty when metrics are disabled)."""
+        if callable(self._metrics):
+            self._metrics = wrap(self._metrics())
+        return self._metrics
+
+    @property
+    def position(self) -> int:
+        """0-based place among running containers ordered by start time."""
+        if callable(self._position):
+            self._position = int(self._position())
+        return int(self._position)
+
+    @property
+    def name(self) -> str:
+        """The name without Docker's leading `/`."""
+        return container_name(self._params) or self.cid[:12]
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        config = self._params.get("Config") or EMPTY
+        return config.get("Labels") or EMPTY
+
+    @property
+    def short_id(self) -> str:
+        return self.cid[:12]
+
+    def __str__(self) -> str:
+        raw = self._params.get("Name")
+        return raw if raw else self.cid
+
+    def __repr__(self) -> str:
+        return f"<Container {self.name} {self.short_id}>"
+
+
+def container_name(params: Mapping[str, Any]) -> str:
+    """The container's name without the leading `/`."""
+    return str(params.get("Name") or "").lstrip("/")
+
+
+def configured_image(params: Mapping[str, Any]) -> str:
+    """The image as the user typed it (`Config.Image`), falling back to the image id."""
+    config = params.get("Config") or {}
+    return str(config.get("Image") or params.get("Image") or "")

@@ -1,0 +1,77 @@
+"""Evaluating the rules against one container's facts. Pure: no Docker, no I/O of its own.
+
+User code (rules and whitelist lambdas) is called here and only here, and every outcome becomes a value:
+violated, passed, whitelisted, errored or deferred.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from enforcer.facts.container import Container, FactUnavailable
+from enforcer.judge.rules import Rule
+from enforcer.judge.verdict import RuleError, Verdict
+from enforcer.judge.whitelist import Whitelist
+
+OWN_CONTAINER = "docker-enforcer's own container"
+
+
+@dataclass(frozen=True)
+class JudgeOptions:
+    stop_on_first_violation: bool = True
+    rule_errors_are_violations: bool = False
+    own_container_id: str | None = None
+
+
+def judge(
+    container: Container, rules: Iterable[Rule], whitelist: Whitelist, options: JudgeOptions = JudgeOptions()
+) -> Verdict:
+    """Judge one container in the original's order: global whitelists, then per rule its exemptions and itself."""
+    if options.own_container_id and container.cid.startswith(options.own_container_id):
+        return Verdict(container, exempt=OWN_CONTAINER)
+    reason = whitelist.exempts_container(container)
+    if reason:
+        return Verdict(container, exempt=reason)
+    violated: list[Rule] = []
+    errors: list[RuleError] = []
+    whitelisted: list[str] = []
+    deferred: list[str] = []
+    for rule in rules:
+        if whitelist.exempts_from_rule(container, rule.name):
+            whitelisted.append(rule.name)
+            continue
+        try:
+            hit = bool(rule.check(container))
+        except FactUnavailable:
+            deferred.append(rule.name)
+            continue
+        except Exception as exc:  # noqa: BLE001 - a rule's failure is a value, never a crash
+            errors.append(RuleError(rule.name, redact(f"{type(exc).__name__}: {exc}", container)))
+            hit = options.rule_errors_are_violations
+        if hit:
+            violated.append(rule)
+            if options.stop_on_first_violation:
+                break
+    return Verdict(container, tuple(violated), tuple(errors), tuple(whitelisted), None, tuple(deferred))
+
+
+def redact(message: str, container: Container) -> str:
+    """Blank out env values and command-line words of the container that an exception message may quote."""
+    secrets = sorted(_secrets(container), key=len, reverse=True)
+    for secret in secrets:
+        message = message.replace(secret, "***")
+    return message
+
+
+def _secrets(container: Container) -> set[str]:
+    config = container.params.get("Config") or {}
+    found: set[str] = set()
+    for item in config.get("Env") or ():
+        found.add(str(item))
+        _, _, value = str(item).partition("=")
+        found.add(value)
+    for key in ("Cmd", "Entrypoint"):
+        found.update(str(word) for word in (config.get(key) or ()))
+    found.update(str(word) for word in (container.params.get("Args") or ()))
+    return {secret for secret in found if len(secret) >= 3}

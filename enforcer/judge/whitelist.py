@@ -1,0 +1,68 @@
+"""Whitelists: by container name, by image (WHITE_LIST, IMAGE_WHITE_LIST) and by custom lambdas."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from enforcer.facts.container import Container
+from enforcer.judge.rules import WhitelistRule
+from enforcer.settings import WhitelistEntry
+
+
+def image_references(image: str) -> tuple[str, ...]:
+    """The image as typed plus its normalised forms: `busybox` and `busybox:latest` name the same image."""
+    refs = [image]
+    last = image.rsplit("/", 1)[-1]
+    if image and "@" not in image and ":" not in last:
+        refs.append(image + ":latest")
+    elif image.endswith(":latest"):
+        refs.append(image[: -len(":latest")])
+    for prefix in ("docker.io/library/", "docker.io/"):
+        for ref in list(refs):
+            if ref.startswith(prefix):
+                refs.append(ref[len(prefix) :])
+    return tuple(dict.fromkeys(refs))
+
+
+def _first_match(
+    entries: Iterable[WhitelistEntry], values: Iterable[str], rule: str | None
+) -> WhitelistEntry | None:
+    values = tuple(values)
+    for entry in entries:
+        if entry.rule == rule and any(entry.matches(value) for value in values):
+            return entry
+    return None
+
+
+@dataclass(frozen=True)
+class Whitelist:
+    names: tuple[WhitelistEntry, ...] = ()
+    images: tuple[WhitelistEntry, ...] = ()
+    rules: tuple[WhitelistRule, ...] = ()
+
+    def exempts_container(self, container: Container) -> str | None:
+        """Why the container is skipped for all rules, or None."""
+        entry = _first_match(self.names, (container.name,), None)
+        if entry:
+            return f"WHITE_LIST entry {entry}"
+        entry = _first_match(self.images, image_references(container.image), None)
+        if entry:
+            return f"IMAGE_WHITE_LIST entry {entry}"
+        return None
+
+    def exempts_from_rule(self, container: Container, rule_name: str) -> str | None:
+        """Why the container is exempt from one rule, or None. A raising whitelist lambda exempts nothing."""
+        entry = _first_match(self.names, (container.name,), rule_name)
+        if entry:
+            return f"WHITE_LIST entry {entry}"
+        entry = _first_match(self.images, image_references(container.image), rule_name)
+        if entry:
+            return f"IMAGE_WHITE_LIST entry {entry}"
+        for custom in self.rules:
+            try:
+                if custom.check(container, rule_name):
+                    return str(custom)
+            except Exception:  # noqa: BLE001 - a broken whitelist lambda must not exempt or crash
+                continue
+        return None
