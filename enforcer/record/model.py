@@ -1,0 +1,79 @@
+"""What one check found and did, as handed to the detections store and the logs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Action:
+    """What the enforcer did (or would have done) about a violator."""
+
+    KILL = "kill"  # SIGKILL (STOP_TIMEOUT_S=0)
+    STOP = "stop"  # graceful stop with STOP_TIMEOUT_S of grace
+    WOULD_STOP = "would stop"  # WARN mode or a rule with "mode": "WARN"
+    PREVENT = "prevent"  # removed at create time, before it started
+    WOULD_PREVENT = "would prevent"
+
+
+class Outcome:
+    STOPPED = "stopped"
+    ALREADY_GONE = "already gone"
+    RECORDED = "recorded"  # nothing done: WARN
+    PREVENTED = "prevented"
+    FAILED = "failed"  # written as "failed: <reason>"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One violating check of one container: its rules, the action taken and how it ended.
+
+    Never holds env values or the command line: `config` (for prevented containers) is built by
+    `safe_config`, which keeps only image, name, labels, host config and mounts.
+    """
+
+    container_id: str
+    name: str  # without the leading "/"
+    image: str
+    rules: tuple[str, ...]  # violated rules, in rule order
+    mode: str  # effective mode: "KILL" or "WARN"
+    action: str  # an Action value
+    outcome: str  # an Outcome value, or "failed: <reason>"
+    source: str  # "periodic", "event", "create", "catch-up"
+    owner: str = "[unknown]"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    rule_errors: tuple[str, ...] = ()
+    restart_policy: str | None = None  # the policy the container had before the enforcer set it to "no"
+    config: Mapping[str, Any] | None = None
+    timestamp: datetime = field(default_factory=utcnow)
+
+
+SAFE_CONFIG_KEYS = ("Image", "Labels", "User", "WorkingDir", "ExposedPorts", "Volumes", "Hostname")
+
+
+def safe_config(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of `docker inspect` an owner needs to investigate, without env values or command line."""
+    config = params.get("Config") or {}
+    return {
+        "Name": str(params.get("Name") or "").lstrip("/"),
+        "Image": params.get("Image"),
+        "Created": params.get("Created"),
+        "Config": {key: config.get(key) for key in SAFE_CONFIG_KEYS if key in config},
+        "HostConfig": _plain(params.get("HostConfig") or {}),
+        "Mounts": _plain(params.get("Mounts") or []),
+    }
+
+
+def _plain(value: Any) -> Any:
+    """Plain dicts and lists from (possibly wrapped) JSON values."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,94 @@
+"""Every Prometheus metric of docker-enforcer, in one registry per daemon (no globals).
+
+Labels never carry container ids: their cardinality would grow without bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from enforcer import __version__
+
+PREFIX = "docker_enforcer_"
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+SWEEP_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
+
+
+class _DistinctDetected(Collector):
+    """`containers_stopped_total` as the original exposed it: the number of distinct detected containers."""
+
+    def __init__(self, count: Callable[[], int]) -> None:
+        self._count = count
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "containers_stopped",
+            "Distinct containers detected as violators (the original's metric).",
+            value=self._count(),
+        )
+
+
+class Metrics:
+    def __init__(self, mode: str, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.detections = Counter(
+            PREFIX + "detections", "Violations detected.", ["rule", "mode", "source", "action"], registry=r
+        )
+        self.actions = Counter(
+            PREFIX + "actions", "Actions taken by outcome.", ["action", "outcome"], registry=r
+        )
+        self.rule_errors = Counter(PREFIX + "rule_errors", "Rules that raised.", ["rule"], registry=r)
+        self.trigger_errors = Counter(
+            PREFIX + "trigger_errors", "Triggers that raised or timed out.", ["trigger"], registry=r
+        )
+        self.checks = Counter(PREFIX + "checks", "Container checks by source.", ["source"], registry=r)
+        self.sweep_duration = Histogram(
+            PREFIX + "sweep_duration_seconds", "Duration of full sweeps.", buckets=SWEEP_BUCKETS, registry=r
+        )
+        self.sweep_failures = Counter(PREFIX + "sweep_failures", "Sweeps that could not finish.", registry=r)
+        self.last_sweep = Gauge(
+            PREFIX + "last_sweep_timestamp_seconds",
+            "When the last full sweep finished (unix time).",
+            registry=r,
+        )
+        self.event_to_action = Histogram(
+            PREFIX + "event_to_action_seconds",
+            "From the engine's event time to the action on the violator.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.events_connected = Gauge(
+            PREFIX + "event_stream_connected", "1 while the event stream is connected.", registry=r
+        )
+        self.reconnects = Counter(PREFIX + "event_stream_reconnects", "Event stream reconnects.", registry=r)
+        self.rule_reloads = Counter(
+            PREFIX + "rule_reloads", "Successful reloads of the rules files.", registry=r
+        )
+        self.rule_reload_errors = Counter(
+            PREFIX + "rule_reload_errors", "Reloads refused because a file was broken.", registry=r
+        )
+        self.running_containers = Gauge(
+            PREFIX + "running_containers", "Running containers seen by the last sweep.", registry=r
+        )
+        self.preventions = Counter(
+            PREFIX + "preventions", "Violators removed at create time, before they started.", registry=r
+        )
+        self.race_lost = Counter(
+            PREFIX + "prevention_race_lost",
+            "Violators of preventing rules that started anyway (stopped by the start path).",
+            registry=r,
+        )
+        self.build_info = Gauge(PREFIX + "build_info", "Version and mode.", ["version", "mode"], registry=r)
+        self.build_info.labels(version=__version__, mode=mode).set(1)
+
+    def count_distinct_detected(self, count: Callable[[], int]) -> None:
+        """Expose `containers_stopped_total` from the detections store."""
+        self.registry.register(_DistinctDetected(count))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
