@@ -1,0 +1,113 @@
+"""Pytest fixtures around an isolated Docker engine (see support/engine.py).
+
+Fixtures:
+    engine         session  the running isolated Engine; stopped and deleted at the end
+    busybox        session  tag of the busybox image imported into it ("busybox:latest")
+    clean_engine   function the engine; every container is force-removed after the test
+    run_container  function run_container(name=None, *, command=("sleep", "3600"), **create_kwargs) -> id
+
+Tests that use ``engine`` (directly or through another fixture) get the ``engine`` marker, so
+``pytest -m "not engine"`` runs only the tests that need no Docker. Where dockerd, busybox-static or
+root is missing those tests are skipped with the reason, or fail when CI=true, so that CI never
+passes by silently skipping them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Tests import helpers as ``from support.engine import ...`` without tests/ being a package.
+TESTS_DIR = Path(__file__).resolve().parent
+if str(TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(TESTS_DIR))
+
+import docker.errors  # noqa: E402
+from support.engine import (  # noqa: E402
+    HOST_DOCKER_VARS,
+    Engine,
+    RunContainer,
+    ensure_busybox_image,
+    ensure_prerequisites,
+    start_engine,
+)
+
+
+def _forget_host_docker() -> None:
+    """Drop DOCKER_HOST and friends so that no test can reach the host's engine by accident."""
+    for name in HOST_DOCKER_VARS:
+        os.environ.pop(name, None)
+
+
+_forget_host_docker()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs the isolated engine with ``engine``."""
+    for item in items:
+        if "engine" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.engine)
+
+
+def _require_prerequisites() -> None:
+    """Skip (or, under CI=true, fail) with a clear message when an engine cannot be started here."""
+    missing = ensure_prerequisites()
+    if not missing:
+        return
+    message = "cannot start an isolated Docker engine; missing: " + "; ".join(missing)
+    if os.environ.get("CI") == "true":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Engine]:
+    """A private dockerd in a fresh /tmp/de-* dir, never the host's engine; removed after the session."""
+    _require_prerequisites()
+    isolated = start_engine()
+    try:
+        yield isolated
+    finally:
+        isolated.destroy()
+
+
+@pytest.fixture(scope="session")
+def busybox(engine: Engine) -> str:
+    """The tag of a busybox image present in the engine."""
+    return ensure_busybox_image(engine)
+
+
+@pytest.fixture
+def clean_engine(engine: Engine, busybox: str) -> Iterator[Engine]:
+    """The engine, with every container force-removed after the test."""
+    yield engine
+    if not engine.is_running():  # a test stopped it: bring it back for the next ones
+        engine.start()
+    engine.remove_all_containers()
+
+
+@pytest.fixture
+def run_container(clean_engine: Engine, busybox: str) -> Iterator[RunContainer]:
+    """A function that runs a detached busybox container and returns its id; removed after the test."""
+    client = clean_engine.client()
+    started: list[str] = []
+
+    def run(
+        name: str | None = None, *, command: Sequence[str] = ("sleep", "3600"), **create_kwargs: Any
+    ) -> str:
+        container = client.containers.run(busybox, list(command), detach=True, name=name, **create_kwargs)
+        started.append(container.id)
+        return str(container.id)
+
+    yield run
+    if clean_engine.is_running():  # else clean_engine restarts it and removes everything
+        for container_id in started:
+            with contextlib.suppress(docker.errors.NotFound):
+                client.api.remove_container(container_id, force=True, v=True)
+    client.close()
