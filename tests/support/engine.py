@@ -289,7 +289,7 @@ class Engine:
         """
         marker = f"{self.exec_root}/containerd/"
         pids = [pid for pid, args in _processes() if any(marker in arg for arg in args)]
-        if not pids or _wait_gone(pids, 5):
+        if not pids or _wait_gone(pids, 1):  # containerd may still be exiting; shims never do
             return
         for pid in pids:  # a container's init first: its death ends its whole pid namespace
             for child in _children(pid):
