@@ -1,4 +1,4 @@
-"""The command line: `docker-enforcer check | audit | --version`.
+"""The command line: `docker-enforcer run | check | audit | --version`.
 
 Exit status: 0 fine, 1 violations found (audit), 2 bad settings or files, 3 the engine cannot be reached.
 """
@@ -36,6 +36,9 @@ def parser() -> argparse.ArgumentParser:
     )
     top.add_argument("--version", action="version", version=f"docker-enforcer {__version__}")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="watch the engine and enforce the rules, until stopped (the daemon)")
+    _file_options(run)
 
     check = sub.add_parser(
         "check", help="validate the rules, whitelist and triggers files (no Docker needed)"
@@ -100,6 +103,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         log.info("%s file in use: %s", kind, path)
     if args.command == "check":
         return run_check(policy)
+    if args.command == "run":
+        from enforcer.daemon import Daemon  # the daemon's dependencies (Flask, waitress) load only here
+
+        return Daemon(settings, policy).run()
     return run_audit(args, settings, policy)
 
 

@@ -104,6 +104,8 @@ class Settings:
     state_db: Path = Path("state/detections.db")
     detections_max_age_days: int = 30
     ignored_variables: tuple[str, ...] = ()
+    notify_socket: str | None = None  # set by systemd for Type=notify services
+    watchdog_s: float | None = None  # systemd's WatchdogSec, from WATCHDOG_USEC
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -154,6 +156,8 @@ class Settings:
                 "DETECTIONS_MAX_AGE_DAYS", defaults.detections_max_age_days, minimum=1
             ),
             ignored_variables=tuple(name for name in IGNORED_VARIABLES if name in environ),
+            notify_socket=environ.get("NOTIFY_SOCKET") or None,
+            watchdog_s=env.integer("WATCHDOG_USEC", 0, minimum=0) / 1e6 or None,
         )
 
     def public(self) -> dict[str, object]:

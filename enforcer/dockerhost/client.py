@@ -105,15 +105,26 @@ class DockerHost:
         with translated(f"update {cid[:12]}"):
             self._api.update_container(cid, restart_policy={"Name": policy})
 
-    def events(self, since: float | None = None, filters: dict[str, Any] | None = None) -> Iterator[Json]:
-        """The event stream as decoded JSON objects; ends (or raises EngineUnavailable) when the stream does."""
+    def events(self, since: float | None = None, filters: dict[str, Any] | None = None) -> EventStream:
+        """Open the event stream now (the request is sent before this returns); iterate it for events."""
         with translated("events"):
             stream = self._api.events(since=since, filters=filters, decode=True)
-        try:
-            with translated("events"):
-                yield from stream
-        finally:
-            stream.close()
+        return EventStream(stream)
+
+
+class EventStream:
+    """Decoded event objects; iteration ends or raises EngineUnavailable when the stream does."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[Json]:
+        with translated("events"):
+            yield from self._stream
+
+    def close(self) -> None:
+        """Unblocks a reader waiting for the next event (called from another thread on shutdown)."""
+        self._stream.close()
 
 
 def connect(

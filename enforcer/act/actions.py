@@ -1,0 +1,101 @@
+"""Acting on a verdict: kill (or stop) a violator, or remove it before it starts; never judge here.
+
+Kills go out at once; only after a kill is the restart policy set to "no", so that nothing delays the
+kill yet the engine does not bring the container back after its own restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from enforcer.dockerhost.client import DockerHost
+from enforcer.dockerhost.errors import ContainerGone, EngineError
+from enforcer.record.model import Action, Outcome
+from enforcer.retry import Backoff, retry
+
+log = logging.getLogger(__name__)
+KILL_ATTEMPTS = 4
+
+
+@dataclass(frozen=True)
+class Done:
+    """What an action did: the action, its outcome and the restart policy the container had."""
+
+    action: str
+    outcome: str
+    restart_policy: str | None = None
+
+
+def restart_policy_of(params: Any) -> str | None:
+    host_config = params.get("HostConfig") or {}
+    policy = host_config.get("RestartPolicy") or {}
+    return policy.get("Name") or None
+
+
+class Actuator:
+    def __init__(self, host: DockerHost, stop_timeout_s: int = 0) -> None:
+        self.host = host
+        self.stop_timeout_s = stop_timeout_s
+
+    def stop(self, cid: str, params: Any) -> Done:
+        """Kill (or gracefully stop) a running violator, then pin its restart policy to "no"."""
+        action = Action.STOP if self.stop_timeout_s > 0 else Action.KILL
+        policy = restart_policy_of(params)
+        try:
+            retry(
+                lambda: self._stop_once(cid),
+                (EngineError,),
+                KILL_ATTEMPTS,
+                Backoff(0.05, 1.0),
+                unless=(ContainerGone,),
+            )
+        except ContainerGone:
+            self._pin_restart_policy(cid, policy)  # it may exist but not run: keep it from coming back
+            return Done(action, Outcome.ALREADY_GONE, policy)
+        except EngineError as exc:
+            return Done(action, f"{Outcome.FAILED}: {exc}", policy)
+        self._pin_restart_policy(cid, policy)
+        return Done(action, Outcome.STOPPED, policy)
+
+    def _stop_once(self, cid: str) -> None:
+        try:
+            if self.stop_timeout_s > 0:
+                self.host.stop(cid, self.stop_timeout_s)
+            else:
+                self.host.kill(cid)
+        except EngineError as exc:
+            if _not_running(exc):  # nothing to retry: it stopped by itself or someone else stopped it
+                raise ContainerGone(str(exc)) from None
+            raise
+
+    def _pin_restart_policy(self, cid: str, policy: str | None) -> None:
+        if policy in (None, "no"):
+            return
+        try:
+            self.host.set_restart_policy(cid, "no")
+        except ContainerGone:
+            pass
+        except EngineError as exc:
+            log.warning("could not set the restart policy of %s to 'no' (was %r): %s", cid[:12], policy, exc)
+
+    def prevent(self, cid: str) -> Done:
+        """Remove a created violator before it can start."""
+        try:
+            retry(
+                lambda: self.host.remove(cid),
+                (EngineError,),
+                KILL_ATTEMPTS,
+                Backoff(0.02, 0.5),
+                unless=(ContainerGone,),
+            )
+        except ContainerGone:
+            return Done(Action.PREVENT, Outcome.ALREADY_GONE)
+        except EngineError as exc:
+            return Done(Action.PREVENT, f"{Outcome.FAILED}: {exc}")
+        return Done(Action.PREVENT, Outcome.PREVENTED)
+
+
+def _not_running(exc: EngineError) -> bool:
+    return "is not running" in str(exc)

@@ -1,0 +1,213 @@
+"""`docker-enforcer run`: wires the parts and owns the stop flag, the threads, the scheduler and the API.
+
+events ─┐
+        ├─> pipeline.check: facts -> judge -> act -> record ─> triggers (own pool)
+sweeps ─┘                                                 └─> status API, /metrics
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from types import FrameType
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from enforcer import __version__
+from enforcer.act.actions import Actuator
+from enforcer.act.triggers import TriggerRunner
+from enforcer.dockerhost.client import DockerHost, connect
+from enforcer.dockerhost.errors import EngineError, EngineUnavailable
+from enforcer.dockerhost.self_id import own_container_id
+from enforcer.facts.gather import FactGatherer, GatherOptions
+from enforcer.judge.policy import Policy
+from enforcer.pipeline import Pipeline
+from enforcer.record.store import DetectionStore
+from enforcer.report.app import create_app
+from enforcer.report.metrics import Metrics
+from enforcer.report.server import ApiServer
+from enforcer.retry import Backoff
+from enforcer.settings import Settings
+from enforcer.sources.events import EventWatcher
+from enforcer.sources.reload import PolicyReloader
+from enforcer.sources.sweeps import Sweeper, request_sweep, schedule
+from enforcer.status import Status
+from enforcer.systemd_notify import notify
+
+log = logging.getLogger("enforcer.daemon")
+HEALTH_INTERVAL_S = 5
+RELOAD_POLL_S = 3
+PURGE_INTERVAL_S = 3600
+SHUTDOWN_GRACE_S = 4.0
+
+
+class Daemon:
+    def __init__(self, settings: Settings, policy: Policy) -> None:
+        self.settings = settings
+        self.stop = threading.Event()
+        self.reload_requested = threading.Event()
+        self.metrics = Metrics(str(settings.mode))
+        self.status = Status(settings, policy)
+        self.store = DetectionStore(settings.state_db, settings.detections_max_age_days)
+        self.metrics.count_distinct_detected(self.store.distinct_containers)
+        self.reloader = PolicyReloader(settings, self.status, self.metrics)
+        self.api = ApiServer(
+            create_app(settings, self.status, self.store, self.metrics, socket.gethostname()),
+            *settings.listen_address,
+        )
+        self.scheduler = BackgroundScheduler(timezone="UTC")
+        self.triggers = TriggerRunner(
+            on_error=lambda name: self.metrics.trigger_errors.labels(trigger=name).inc()
+        )
+        self.host: DockerHost | None = None
+        self.watcher: EventWatcher | None = None
+        self.sweeper: Sweeper | None = None
+        self.gatherer: FactGatherer | None = None
+        self._watcher_thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT (or `self.stop` is set); returns the exit status."""
+        self._install_signals()
+        s = self.settings
+        log.info(
+            "docker-enforcer %s starting: mode=%s socket=%s events=%s sweeps=%s interval=%ss rules version %s",
+            __version__, s.mode, s.docker_socket, s.run_start_events, s.run_periodic, s.check_interval_s,
+            self.status.policy.version[:12],
+        )  # fmt: skip
+        self.api.start()
+        log.info("status API on http://%s:%d/", s.listen_address[0], self.api.port)
+        self.host = self._wait_for_engine()
+        if self.host is None:
+            return self._shutdown()
+        self._start_enforcing(self.host)
+        notify(s.notify_socket, "READY=1")
+        self._main_loop()
+        return self._shutdown()
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def on_stop(signum: int, frame: FrameType | None) -> None:
+            log.info("received %s, stopping", signal.Signals(signum).name)
+            self.stop.set()
+
+        def on_hup(signum: int, frame: FrameType | None) -> None:
+            self.reload_requested.set()
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, on_hup)
+
+    def _wait_for_engine(self) -> DockerHost | None:
+        """Connect, retrying with capped backoff while the engine is down; None when asked to stop."""
+        delays = Backoff(0.5, 10.0).delays()
+        logged = False
+        while not self.stop.is_set():
+            try:
+                host = connect(
+                    self.settings.docker_socket,
+                    self.settings.docker_req_timeout_s,
+                    self.settings.docker_tls_verify,
+                    self.settings.docker_cert_path,
+                )
+                self.status.set_engine(True)
+                log.info("connected to the docker engine at %s", self.settings.docker_socket)
+                return host
+            except EngineUnavailable as exc:
+                self.status.set_engine(False, str(exc))
+                if not logged:  # once per state change, not once per attempt
+                    log.error("docker engine unreachable (%s); retrying until it answers", exc)
+                    logged = True
+                self.stop.wait(next(delays))
+        return None
+
+    def _start_enforcing(self, host: DockerHost) -> None:
+        s = self.settings
+        self.gatherer = FactGatherer(host, GatherOptions(s.cache_params, s.disable_params, s.disable_metrics))
+        own = own_container_id()
+        if own:
+            log.info("running in container %s: it is never judged", own[:12])
+        pipeline = Pipeline(
+            s, self.status, self.gatherer, Actuator(host, s.stop_timeout_s), self.store, self.triggers,
+            self.metrics, own,
+        )  # fmt: skip
+        self.sweeper = Sweeper(s, self.gatherer, pipeline, self.status, self.metrics)
+        if s.run_periodic:
+            schedule(self.scheduler, self.sweeper, s)
+        self.scheduler.add_job(self._health, "interval", seconds=HEALTH_INTERVAL_S, id="health")
+        self.scheduler.add_job(self.reloader.poll, "interval", seconds=RELOAD_POLL_S, id="reload")
+        self.scheduler.add_job(self.store.purge, "interval", seconds=PURGE_INTERVAL_S, id="purge")
+        self.scheduler.start()
+        if s.run_start_events:
+            sweeper = self.sweeper
+            self.watcher = EventWatcher(
+                s, host, pipeline, self.status, self.metrics,
+                catch_up=lambda: request_sweep(self.scheduler, sweeper), stop=self.stop,
+            )  # fmt: skip
+            self._watcher_thread = _guarded_thread("events", self.watcher.run, self.stop)
+        if not s.run_start_events and not s.run_periodic:
+            log.warning("RUN_START_EVENTS and RUN_PERIODIC are both off: nothing will be checked")
+
+    def _main_loop(self) -> None:
+        watchdog = self.settings.watchdog_s
+        tick = min(1.0, watchdog / 2) if watchdog else 1.0
+        while not self.stop.wait(tick):
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                self.reloader.reload("SIGHUP")
+            if watchdog and self._alive():
+                notify(self.settings.notify_socket, "WATCHDOG=1")
+
+    def _alive(self) -> bool:
+        """The watchdog is fed only while the long-lived workers run."""
+        if self.settings.run_start_events and not (self._watcher_thread and self._watcher_thread.is_alive()):
+            return False
+        return bool(self.scheduler.running)
+
+    def _health(self) -> None:
+        assert self.host is not None
+        try:
+            self.host.ping()
+        except EngineError as exc:
+            if self.status.set_engine(False, str(exc)):
+                log.error("docker engine unreachable: %s", exc)
+            return
+        if self.status.set_engine(True):
+            log.info("docker engine reachable again")
+
+    def _shutdown(self) -> int:
+        notify(self.settings.notify_socket, "STOPPING=1")
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self.watcher is not None:
+            self.watcher.close(wait=False)
+            self.watcher.drain(SHUTDOWN_GRACE_S)
+        if self.sweeper is not None:
+            self.sweeper.close()
+        self.triggers.close(wait=False)
+        self.api.stop()
+        if self.gatherer is not None:
+            self.gatherer.close()
+        self.store.close()
+        log.info("stopped")
+        return 0
+
+
+def _guarded_thread(name: str, target: Callable[[], None], stop: threading.Event) -> threading.Thread:
+    """A daemon thread whose unexpected death is logged (and seen by the watchdog and /healthz)."""
+
+    def guarded() -> None:
+        try:
+            target()
+        except BaseException:  # noqa: BLE001
+            if not stop.is_set():
+                log.exception("worker %s died", name)
+
+    thread = threading.Thread(target=guarded, name=name, daemon=True)
+    thread.start()
+    return thread

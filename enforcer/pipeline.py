@@ -1,0 +1,222 @@
+"""`check`: gather -> judge -> act -> record, written once for every source (events, sweeps, create).
+
+Checks of one container are serialized by a per-container lock (no double kill); checks of different
+containers run concurrently on the callers' threads. Nothing here waits for triggers or the HTTP API.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+from enforcer.act.actions import Actuator, Done, restart_policy_of
+from enforcer.act.triggers import TriggerRunner
+from enforcer.dockerhost.errors import ContainerGone
+from enforcer.facts.container import Container
+from enforcer.facts.gather import FactGatherer
+from enforcer.judge.judge import JudgeOptions, judge
+from enforcer.judge.policy import Policy
+from enforcer.judge.verdict import Verdict
+from enforcer.record.model import Action, Finding, Outcome, safe_config
+from enforcer.report.metrics import Metrics
+from enforcer.settings import Mode, Settings
+from enforcer.status import Status
+
+log = logging.getLogger("enforcer.pipeline")
+PENDING_LIMIT = 10_000
+
+
+class Recorder(Protocol):
+    def record(self, finding: Finding) -> None: ...
+
+
+class KeyedLocks:
+    """One lock per key, created on demand and dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.get(key, (threading.Lock(), 0))
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._locks[key]
+                if users == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        status: Status,
+        gatherer: FactGatherer,
+        actuator: Actuator,
+        recorder: Recorder,
+        triggers: TriggerRunner,
+        metrics: Metrics,
+        own_container_id: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.status = status
+        self.gatherer = gatherer
+        self.actuator = actuator
+        self.recorder = recorder
+        self.triggers = triggers
+        self.metrics = metrics
+        self.options = JudgeOptions(
+            settings.stop_on_first_violation, settings.rule_errors_are_violations, own_container_id
+        )
+        self._locks = KeyedLocks()
+        self._pending: OrderedDict[str, tuple[str, Verdict]] = OrderedDict()
+        self._pending_lock = threading.Lock()
+
+    # -- entry points ----------------------------------------------------------------------------------
+    def check(
+        self, cid: str, source: str, event_time: float | None = None, fresh: bool = False
+    ) -> Verdict | None:
+        """Check one container by id (start, update and rename events). None when it vanished."""
+        with self._locks.hold(cid):
+            policy = self.status.policy
+            verdict = self._take_pending(cid, policy)
+            try:
+                if verdict is None:
+                    container = self.gatherer.one(cid, source, fresh=fresh)
+                    verdict = self._judge(container, policy)
+                return self._conclude(verdict, policy, source, event_time)
+            except ContainerGone:
+                log.debug("container %s vanished before it could be checked", cid[:12])
+                return None
+
+    def check_container(self, container: Container, source: str) -> Verdict:
+        """Check a container whose facts were gathered already (sweeps)."""
+        with self._locks.hold(container.cid):
+            policy = self.status.policy
+            return self._conclude(self._judge(container, policy), policy, source, None)
+
+    def check_created(self, cid: str, event_time: float | None = None) -> Verdict | None:
+        """Judge a created container on its params before it starts; prevent it, or keep the verdict for start."""
+        with self._locks.hold(cid):
+            policy = self.status.policy
+            try:
+                params = self.gatherer.params(cid, fresh=True)
+            except ContainerGone:
+                return None
+            verdict = self._judge(self.gatherer.before_start(cid, params, "event"), policy)
+            preventing = [rule for rule in verdict.violated if self._prevents(rule.prevent)]
+            if not preventing:
+                self._keep_pending(cid, policy, verdict)
+                return verdict
+            return self._conclude(verdict, policy, "create", event_time, prevent=True)
+
+    def forget(self, cid: str) -> None:
+        """A container was updated, renamed, died or was destroyed: drop what is known of it."""
+        self.gatherer.forget(cid)
+        with self._pending_lock:
+            self._pending.pop(cid, None)
+
+    # -- steps -----------------------------------------------------------------------------------------
+    def _judge(self, container: Container, policy: Policy) -> Verdict:
+        verdict = judge(container, policy.rules, policy.whitelist, self.options)
+        for error in verdict.errors:
+            self.metrics.rule_errors.labels(rule=error.rule).inc()
+            log.warning("rule error: %s on container %s (%s)", error.rule, container.name, container.short_id)
+            log.debug("rule error detail: %s", error)
+        return verdict
+
+    def _prevents(self, rule_prevent: bool) -> bool:
+        return self.settings.prevent_on_create or rule_prevent
+
+    def _conclude(
+        self, verdict: Verdict, policy: Policy, source: str, event_time: float | None, prevent: bool = False
+    ) -> Verdict:
+        self.metrics.checks.labels(source=source).inc()
+        if not verdict.violated:
+            return verdict
+        container = verdict.subject
+        enforced = [r for r in verdict.violated if r.effective_mode(self.settings.mode) is Mode.KILL]
+        if prevent:
+            done = self._prevent(container, enforced)
+        elif enforced:
+            done = self.actuator.stop(container.cid, container.params)
+            if any(self._prevents(rule.prevent) for rule in enforced) and source == "event":
+                self.metrics.race_lost.inc()
+        else:
+            done = Done(Action.WOULD_STOP, Outcome.RECORDED, restart_policy_of(container.params))
+        if event_time is not None and enforced:
+            self.metrics.event_to_action.observe(max(0.0, time.time() - event_time))
+        self._record(verdict, Mode.KILL if enforced else Mode.WARN, done, source, prevent)
+        self.triggers.submit(policy.triggers, verdict)
+        return verdict
+
+    def _prevent(self, container: Container, enforced: list[Any]) -> Done:
+        if not enforced:
+            return Done(Action.WOULD_PREVENT, Outcome.RECORDED)
+        done = self.actuator.prevent(container.cid)
+        if done.outcome == Outcome.PREVENTED:
+            self.metrics.preventions.inc()
+        return done
+
+    def _record(self, verdict: Verdict, mode: Mode, done: Done, source: str, prevent: bool) -> None:
+        container = verdict.subject
+        finding = Finding(
+            container_id=container.cid,
+            name=container.name,
+            image=container.image,
+            rules=tuple(verdict.reasons),
+            mode=str(mode),
+            action=done.action,
+            outcome=done.outcome,
+            source=source,
+            owner=container.owner,
+            labels={str(k): str(v) for k, v in container.labels.items()},
+            rule_errors=tuple(str(e) for e in verdict.errors),
+            restart_policy=done.restart_policy,
+            config=safe_config(container.params) if prevent else None,
+        )
+        log.info(
+            "violation: container=%s id=%s image=%s rules=%s mode=%s action=%s outcome=%s",
+            finding.name, container.short_id, finding.image, ", ".join(finding.rules), finding.mode,
+            finding.action, finding.outcome,
+            extra={"container": finding.name, "container_id": container.short_id, "image": finding.image,
+                   "rules": list(finding.rules), "mode": finding.mode, "action": finding.action,
+                   "outcome": finding.outcome, "source": source},
+        )  # fmt: skip
+        for rule in finding.rules:
+            self.metrics.detections.labels(
+                rule=rule, mode=finding.mode, source=source, action=done.action
+            ).inc()
+        self.metrics.actions.labels(action=done.action, outcome=done.outcome.split(":")[0]).inc()
+        try:
+            self.recorder.record(finding)
+        except Exception:  # noqa: BLE001 - the record must not undo enforcement; the log line above has it
+            log.exception("could not record the detection of %s", finding.name)
+
+    # -- verdicts judged at create, kept for the start event -------------------------------------------
+    def _keep_pending(self, cid: str, policy: Policy, verdict: Verdict) -> None:
+        with self._pending_lock:
+            self._pending[cid] = (policy.version, verdict)
+            while len(self._pending) > PENDING_LIMIT:
+                self._pending.popitem(last=False)
+
+    def _take_pending(self, cid: str, policy: Policy) -> Verdict | None:
+        """The create-time verdict if it still holds: same policy and no rule left for start."""
+        with self._pending_lock:
+            kept = self._pending.pop(cid, None)
+        if kept is None or kept[0] != policy.version or kept[1].deferred:
+            return None
+        return kept[1]

@@ -1,0 +1,186 @@
+"""Watching the engine's event stream, in three layers (after kopf's watching):
+
+- `run` (forever): reconnects with capped, jittered backoff whenever the stream ends or fails, resuming
+  from the last event seen, and asks for a catch-up sweep after every reconnect, since the engine drops
+  events for slow subscribers and keeps only a small buffer;
+- `_watch_once`: one stream, keeping the resume point;
+- `_dispatch` (per event): unknown or malformed events are skipped with a debug line.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from typing import Any
+
+from enforcer.dockerhost.client import DockerHost
+from enforcer.dockerhost.errors import EngineError
+from enforcer.pipeline import Pipeline
+from enforcer.report.metrics import Metrics
+from enforcer.retry import Backoff
+from enforcer.settings import Settings
+from enforcer.status import Status
+
+log = logging.getLogger("enforcer.events")
+FORGET_ON = ("update", "rename", "die", "destroy")
+
+
+class EventWatcher:
+    def __init__(
+        self,
+        settings: Settings,
+        host: DockerHost,
+        pipeline: Pipeline,
+        status: Status,
+        metrics: Metrics,
+        catch_up: Callable[[], None],
+        stop: threading.Event,
+        workers: int = 32,
+    ) -> None:
+        self.settings = settings
+        self.host = host
+        self.pipeline = pipeline
+        self.status = status
+        self.metrics = metrics
+        self.catch_up = catch_up
+        self.stop = stop
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check")
+        self._in_flight = 0
+        self._idle = threading.Condition()
+        self._stream: Any = None
+        self._since_nano: int | None = None
+        self._seen_at_since: set[tuple[str, str]] = set()
+        self.rechecked = {"start"}
+        if settings.run_update_events:
+            self.rechecked.add("update")
+        if settings.run_rename_events:
+            self.rechecked.add("rename")
+
+    def filters(self) -> dict[str, Any]:
+        return {"type": ["container"], "event": ["create", "start", *FORGET_ON]}
+
+    # -- forever ---------------------------------------------------------------------------------------
+    def run(self) -> None:
+        delays: Iterator[float] = Backoff(0.2, 5.0).delays()
+        first = True
+        while not self.stop.is_set():
+            try:
+                for connected in self._watch_once():
+                    if connected:
+                        delays = Backoff(0.2, 5.0).delays()
+                        self._connected(first)
+                        first = False
+            except EngineError as exc:
+                if self.status.set_engine(False, str(exc)):
+                    log.error("event stream lost: %s; reconnecting", exc)
+            except Exception:  # noqa: BLE001 - the watcher must outlive anything a single event does
+                log.exception("event watcher failed; reconnecting")
+            finally:
+                self._disconnected()
+            if not self.stop.is_set():
+                self.stop.wait(next(delays))
+
+    def _connected(self, first: bool) -> None:
+        self.status.set_events_connected(True)
+        self.metrics.events_connected.set(1)
+        if self.status.set_engine(True):
+            log.info("docker engine reachable again")
+        if not first:
+            self.metrics.reconnects.inc()
+            log.info("event stream reconnected; running a catch-up sweep")
+        if not first or self.settings.catch_up_sweep:
+            self.catch_up()
+
+    def _disconnected(self) -> None:
+        self.status.set_events_connected(False)
+        self.metrics.events_connected.set(0)
+
+    # -- once ------------------------------------------------------------------------------------------
+    def _watch_once(self) -> Iterator[bool]:
+        since = self._since_nano / 1e9 if self._since_nano else None
+        stream = self.host.events(since=since, filters=self.filters())
+        self._stream = stream
+        try:
+            yield True  # the request is open: events from here on reach us, so a catch-up sweep is safe now
+            for event in stream:
+                if self.stop.is_set():
+                    return
+                self._dispatch(event)
+            yield False
+        finally:
+            self._stream = None
+            with suppress(Exception):
+                stream.close()
+
+    def close(self, wait: bool = True) -> None:
+        """Stop watching: the blocked read returns once the stream is closed."""
+        stream = self._stream
+        if stream is not None:
+            with suppress(Exception):
+                stream.close()
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+
+    # -- per event -------------------------------------------------------------------------------------
+    def _dispatch(self, event: Any) -> None:
+        try:
+            cid = str(event["id"]) if "id" in event else str(event["Actor"]["ID"])
+            action = str(event.get("Action") or event["status"]).split(":")[0]
+            nano = int(event.get("timeNano") or int(event["time"]) * 1_000_000_000)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            log.debug("skipping a malformed event: %.200r", event)
+            return
+        if self._already_seen(cid, action, nano):
+            return
+        if action in FORGET_ON:
+            self.pipeline.forget(cid)
+        if action == "create":
+            self._submit(self.pipeline.check_created, cid, nano / 1e9)
+        elif action in self.rechecked:
+            self._submit(self.pipeline.check, cid, "event", nano / 1e9, action != "start")
+
+    def _already_seen(self, cid: str, action: str, nano: int) -> bool:
+        """Events at or before the resume point arrive again after a reconnect: drop the repeats."""
+        key = (cid, action)
+        if self._since_nano is not None and nano < self._since_nano:
+            return True
+        if nano == self._since_nano:
+            if key in self._seen_at_since:
+                return True
+            self._seen_at_since.add(key)
+            return False
+        self._since_nano = nano
+        self._seen_at_since = {key}
+        return False
+
+    def _submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        with self._idle:
+            self._in_flight += 1
+        try:
+            future = self._pool.submit(self._guarded, fn, *args)
+        except RuntimeError:  # shutting down
+            self._done()
+            return
+        future.add_done_callback(lambda f: self._done() if f.cancelled() else None)
+
+    def _guarded(self, fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            fn(*args)
+        except EngineError as exc:
+            log.warning("check of %s failed: %s", str(args[0])[:12], exc)
+        except Exception:  # noqa: BLE001 - one check's failure must not end the worker
+            log.exception("check of %s failed", str(args[0])[:12])
+        finally:
+            self._done()
+
+    def _done(self) -> None:
+        with self._idle:
+            self._in_flight -= 1
+            self._idle.notify_all()
+
+    def drain(self, timeout_s: float) -> bool:
+        """Wait until the checks already running have finished (their kills included), at most timeout_s."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight <= 0, timeout_s)

@@ -1,0 +1,68 @@
+"""Reloading the rules, whitelist and triggers files on SIGHUP and when they change on disk.
+
+The new files are validated first: a broken file keeps the previous policy in force, with an error logged
+and counted. Each successful load logs the rules version (sha256).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from enforcer.judge.loader import RulesFileError, resolve
+from enforcer.judge.policy import load_policy
+from enforcer.report.metrics import Metrics
+from enforcer.settings import Settings
+from enforcer.status import Status
+
+log = logging.getLogger("enforcer.reload")
+KINDS = ("rules", "whitelist_rules", "triggers")
+
+
+def _fingerprint(settings: Settings) -> tuple[tuple[str, int, int], ...]:
+    explicit = {
+        "rules": settings.files.rules,
+        "whitelist_rules": settings.files.whitelist_rules,
+        "triggers": settings.files.triggers,
+    }
+    out = []
+    for kind in KINDS:
+        try:
+            path = resolve(kind, explicit[kind])
+            stat = path.stat()
+            out.append((str(path), stat.st_mtime_ns, stat.st_size))
+        except (RulesFileError, OSError):
+            out.append((f"missing {kind}", 0, 0))
+    return tuple(out)
+
+
+class PolicyReloader:
+    def __init__(self, settings: Settings, status: Status, metrics: Metrics, cwd: Path | None = None) -> None:
+        self.settings = settings
+        self.status = status
+        self.metrics = metrics
+        self.cwd = cwd
+        self._seen = _fingerprint(settings)
+
+    def poll(self) -> None:
+        """Reload when any of the files changed since the last look (called every few seconds)."""
+        now = _fingerprint(self.settings)
+        if now != self._seen:
+            self._seen = now
+            self.reload("a file changed on disk")
+
+    def reload(self, reason: str) -> bool:
+        try:
+            policy = load_policy(self.settings, self.cwd)
+        except RulesFileError as exc:
+            self.metrics.rule_reload_errors.inc()
+            log.error("reload (%s) refused, the previous rules stay in force: %s", reason, exc)
+            return False
+        old = self.status.policy.version
+        self.status.set_policy(policy)
+        self.metrics.rule_reloads.inc()
+        if policy.version != old:
+            log.info(
+                "rules reloaded (%s): %d rules, version %s", reason, len(policy.rules), policy.version[:12]
+            )
+        return True

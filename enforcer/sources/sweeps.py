@@ -1,0 +1,106 @@
+"""Periodic sweeps: every CHECK_INTERVAL_S, all running containers gathered concurrently and checked.
+
+An APScheduler job with max_instances=1 and coalesce=True: sweeps never overlap or pile up. A catch-up
+sweep (at start, after an event-stream reconnect) is the same job run now.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from enforcer.dockerhost.errors import EngineError
+from enforcer.facts.gather import FactGatherer
+from enforcer.pipeline import Pipeline
+from enforcer.record.model import utcnow
+from enforcer.report.metrics import Metrics
+from enforcer.settings import Settings
+from enforcer.status import Status
+
+log = logging.getLogger("enforcer.sweeps")
+JOB_ID = "sweep"
+
+
+class Sweeper:
+    def __init__(
+        self,
+        settings: Settings,
+        gatherer: FactGatherer,
+        pipeline: Pipeline,
+        status: Status,
+        metrics: Metrics,
+        after_sweep: list[object] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.gatherer = gatherer
+        self.pipeline = pipeline
+        self.status = status
+        self.metrics = metrics
+        self._running = threading.Lock()
+        self._again = threading.Event()
+        self._checks = ThreadPoolExecutor(max_workers=32, thread_name_prefix="sweep-check")
+
+    def sweep(self, source: str = "periodic") -> bool:
+        """One full sweep; False when another is running (the caller's request is folded into it)."""
+        if not self._running.acquire(blocking=False):
+            self._again.set()
+            return False
+        try:
+            self._sweep_once(source)
+            while self._again.is_set():  # a catch-up was asked for during this sweep: do it now
+                self._again.clear()
+                self._sweep_once(source)
+        finally:
+            self._running.release()
+        return True
+
+    def _sweep_once(self, source: str) -> None:
+        start = utcnow()
+        self.status.sweep_started(start)
+        try:
+            containers = self.gatherer.all_running(source)
+            # Kills go out concurrently: one slow stop must not hold back the rest of the sweep.
+            list(self._checks.map(lambda c: self.pipeline.check_container(c, source), containers))
+        except EngineError as exc:
+            self.metrics.sweep_failures.inc()
+            if self.status.set_engine(False, str(exc)):
+                log.error("sweep failed, docker engine unreachable: %s", exc)
+            return
+        end = utcnow()
+        if self.status.set_engine(True):
+            log.info("docker engine reachable again")
+        self.status.sweep_finished(start, end)
+        self.gatherer.keep_only(c.cid for c in containers)
+        self.metrics.running_containers.set(len(containers))
+        self.metrics.sweep_duration.observe((end - start).total_seconds())
+        self.metrics.last_sweep.set(end.timestamp())
+        log.info("sweep of %d containers took %.2f s", len(containers), (end - start).total_seconds())
+
+    def close(self) -> None:
+        self._checks.shutdown(wait=False, cancel_futures=True)
+
+
+def schedule(scheduler: BackgroundScheduler, sweeper: Sweeper, settings: Settings) -> None:
+    """Add the periodic sweep job; the first run at once with IMMEDIATE_PERIODICAL_START."""
+    first = datetime.now(UTC)
+    if not settings.immediate_periodical_start:
+        first += timedelta(seconds=settings.check_interval_s)
+    scheduler.add_job(
+        sweeper.sweep,
+        "interval",
+        seconds=settings.check_interval_s,
+        id=JOB_ID,
+        next_run_time=first,
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=settings.check_interval_s,
+    )
+
+
+def request_sweep(scheduler: BackgroundScheduler, sweeper: Sweeper) -> None:
+    """Run a sweep now, off the caller's thread (catch-up after a reconnect)."""
+    scheduler.add_job(sweeper.sweep, id=None, kwargs={"source": "periodic"}, max_instances=1)
