@@ -246,7 +246,8 @@ class DetectionStore:
                 f"{SCHEMA_VERSION}); run the newer version, or set STATE_DB to another path"
             )
         with _transaction(conn):
-            conn.executescript(_SCHEMA) if False else [conn.execute(s) for s in _statements(_SCHEMA)]
+            for statement in _statements(_SCHEMA):  # not executescript: it would commit early
+                conn.execute(statement)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def _explain(self, exc: sqlite3.DatabaseError) -> StoreError:
