@@ -15,6 +15,7 @@ import docker
 import docker.tls
 
 from enforcer.dockerhost.errors import EngineUnavailable, translated
+from enforcer.dockerhost.fastpath import FastPath
 
 Json = dict[str, Any]
 
@@ -54,6 +55,12 @@ class DockerHost:
                 max_pool_size=conn.pool_size,
                 version="auto",  # asks the engine once; fails fast (EngineUnavailable) when it is down
             )
+        tls = bool(_tls(conn))
+        self._fast = (
+            FastPath(conn.url, self._api.api_version, conn.timeout_s)
+            if FastPath.supports(conn.url, tls)
+            else None
+        )
 
     def close(self) -> None:
         self._api.close()
@@ -77,6 +84,8 @@ class DockerHost:
             return self._api.containers(all=True)
 
     def inspect(self, cid: str) -> Json:
+        if self._fast is not None:
+            return self._fast.inspect(cid)
         with translated(f"inspect {cid[:12]}"):
             return self._api.inspect_container(cid)
 
@@ -90,6 +99,8 @@ class DockerHost:
             return list(self._api.inspect_image(image_id).get("RepoTags") or [])
 
     def kill(self, cid: str) -> None:
+        if self._fast is not None:
+            return self._fast.kill(cid)
         with translated(f"kill {cid[:12]}"):
             self._api.kill(cid)
 
@@ -98,6 +109,8 @@ class DockerHost:
             self._api.stop(cid, timeout=timeout_s)
 
     def remove(self, cid: str) -> None:
+        if self._fast is not None:
+            return self._fast.remove(cid)
         with translated(f"remove {cid[:12]}"):
             self._api.remove_container(cid, force=True)
 
