@@ -20,7 +20,7 @@ from enforcer.judge.judge import judge
 from enforcer.judge.rules import Rule, WhitelistRule
 from enforcer.judge.verdict import Verdict
 from enforcer.judge.whitelist import Whitelist, image_references
-from enforcer.settings import parse_whitelist
+from enforcer.settings import Settings, parse_whitelist
 
 DATA = Path(__file__).resolve().parent / "data"
 CPU_RULE = "must have CPU limit"
@@ -178,8 +178,6 @@ def test_several_entries_comma_separated() -> None:
 
 
 def test_default_white_list_exempts_the_enforcer_only() -> None:
-    from enforcer.settings import Settings
-
     defaults = Settings.from_env({})
     wl = Whitelist(defaults.white_list, defaults.image_white_list)
     params = inspected("plain")
