@@ -7,6 +7,7 @@ one-shot stats request on the same 1-second tick, so 100 containers cost about o
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -44,7 +45,19 @@ def params_from_summary(summary: Mapping[str, Any]) -> Json:
 
 def start_key(params: Mapping[str, Any]) -> tuple[str, str]:
     state = params.get("State") or {}
-    return (str(state.get("StartedAt") or params.get("Created") or ""), str(params.get("Id", "")))
+    started = str(state.get("StartedAt") or params.get("Created") or "")
+    return (_sortable_time(started), str(params.get("Id", "")))
+
+
+_RFC3339 = re.compile(r"(?P<head>.*T\d\d:\d\d:\d\d)(?:\.(?P<fraction>\d+))?(?P<zone>Z)")
+
+
+def _sortable_time(stamp: str) -> str:
+    """Docker's times drop trailing zeros of the fraction (`.1Z`, `.12Z`): pad it so strings sort as times."""
+    match = _RFC3339.fullmatch(stamp)
+    if match is None:
+        return stamp
+    return f"{match['head']}.{(match['fraction'] or '').ljust(9, '0')}Z"
 
 
 def _unavailable_metrics() -> Json:
