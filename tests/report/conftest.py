@@ -1,0 +1,119 @@
+"""Fixtures for the record and report tests: real settings, policy, status, store and metrics.
+
+policy        a Policy loaded from rules/triggers files written to tmp_path
+settings      Settings in KILL mode (frozen: vary with dataclasses.replace)
+status        a Status whose engine answers
+store         a DetectionStore in tmp_path, closed after the test
+metrics       Metrics with containers_stopped_total wired to the store
+make_app      make_app(settings=None) -> the Flask app over the fixtures above
+client        a test client of make_app()
+make_finding  make_finding(**fields) -> a Finding with sensible defaults
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from enforcer.judge.policy import Policy, load_policy
+from enforcer.record.model import Action, Finding, Outcome
+from enforcer.record.store import DetectionStore
+from enforcer.report.app import create_app
+from enforcer.report.metrics import Metrics
+from enforcer.settings import Files, Mode, Settings
+from enforcer.status import Status
+
+QUOTED_RULE = "no \"quoted\" 'names' </td><b>bold</b>"
+SAFE_RULE = "must have memory limit"
+HTML_LABEL = "<script>alert('x')</script>"
+RULES_TEXT = f"""# the test rules
+rules = [
+    {{"name": {QUOTED_RULE!r}, "rule": lambda c: True, "severity": "high"}},
+    {{"name": {SAFE_RULE!r}, "rule": lambda c: False, "mode": "WARN", "description": "limits"}},
+]
+"""
+TRIGGERS_TEXT = """triggers = [{"name": "log it", "trigger": lambda verdict: None}]\n"""
+HOST = "test-host"
+CID = "c0ffee" + "0" * 58
+
+
+@pytest.fixture
+def policy(tmp_path: Path) -> Policy:
+    folder = tmp_path / "user"
+    folder.mkdir(mode=0o755)
+    (folder / "rules.py").write_text(RULES_TEXT)
+    (folder / "triggers.py").write_text(TRIGGERS_TEXT)
+    files = Files(rules=folder / "rules.py", triggers=folder / "triggers.py")
+    return load_policy(Settings(files=files), cwd=tmp_path)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(mode=Mode.KILL)
+
+
+@pytest.fixture
+def status(settings: Settings, policy: Policy) -> Status:
+    live = Status(settings, policy)
+    live.set_engine(True)
+    return live
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[DetectionStore]:
+    opened = DetectionStore(tmp_path / "state" / "detections.db", max_age_days=30)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def metrics(store: DetectionStore) -> Metrics:
+    registry = Metrics("KILL")
+    registry.count_distinct_detected(store.distinct_containers)
+    return registry
+
+
+@pytest.fixture
+def make_app(
+    settings: Settings, status: Status, store: DetectionStore, metrics: Metrics
+) -> Callable[..., Flask]:
+    def factory(**overrides: Any) -> Flask:
+        app_settings = replace(settings, **overrides)
+        status.settings = app_settings
+        app = create_app(app_settings, status, store, metrics, HOST)
+        app.testing = True
+        return app
+
+    return factory
+
+
+@pytest.fixture
+def client(make_app: Callable[..., Flask]) -> FlaskClient:
+    return make_app().test_client()
+
+
+def finding(**fields: Any) -> Finding:
+    values: dict[str, Any] = {
+        "container_id": CID,
+        "name": "web",
+        "image": "busybox",
+        "rules": (QUOTED_RULE,),
+        "mode": "KILL",
+        "action": Action.STOP,
+        "outcome": Outcome.STOPPED,
+        "source": "periodic",
+        "labels": {"team": "blue"},
+    }
+    values.update(fields)
+    return Finding(**values)
+
+
+@pytest.fixture
+def make_finding() -> Callable[..., Finding]:
+    return finding
