@@ -258,7 +258,7 @@ class _Reader:
         if raw is None:
             return default
         host, _, port = raw.rpartition(":")
-        if not port.isdigit() or not 0 < int(port) < 65536:
+        if not port.isdigit() or not 0 <= int(port) < 65536:  # 0: any free port
             raise SettingsError(name, raw, "use HOST:PORT, for example 0.0.0.0:8888 or 127.0.0.1:8888")
         return (host.strip("[]") or "0.0.0.0", int(port))
 
