@@ -18,6 +18,7 @@ from enforcer import __version__, logs
 from enforcer.audit import InspectFileError, audit_engine, audit_file, table, verdict_json
 from enforcer.dockerhost.client import connect
 from enforcer.dockerhost.errors import EngineUnavailable
+from enforcer.dockerhost.self_id import own_container_id
 from enforcer.facts.gather import FactGatherer, GatherOptions
 from enforcer.judge.judge import JudgeOptions
 from enforcer.judge.loader import RulesFileError
@@ -102,7 +103,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     for kind, path in policy.paths().items():
         log.info("%s file in use: %s", kind, path)
     if args.command == "check":
-        return run_check(policy)
+        return run_check(policy, settings)
     if args.command == "run":
         from enforcer.daemon import Daemon  # the daemon's dependencies (Flask, waitress) load only here
 
@@ -110,10 +111,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     return run_audit(args, settings, policy)
 
 
-def run_check(policy: Policy) -> int:
+def run_check(policy: Policy, settings: Settings) -> int:
     print(f"rules ({len(policy.rules)}) from {policy.sources['rules'].path}:")
     for rule in policy.rules:
-        extra = f" [{rule.severity}" + (f", mode {rule.mode}" if rule.mode else "") + "]"
+        # The mode the rule acts in under this MODE (a rule's own "mode": "WARN" wins over MODE=KILL).
+        extra = f" [{rule.severity}, {rule.effective_mode(settings.mode)}]"
         ident = f" ({rule.meta['id']})" if "id" in rule.meta else ""
         print(f"  - {rule.name}{ident}{extra}")
     print(f"whitelist rules ({len(policy.whitelist.rules)}) from {policy.sources['whitelist_rules'].path}")
@@ -123,7 +125,9 @@ def run_check(policy: Policy) -> int:
 
 
 def run_audit(args: argparse.Namespace, settings: Settings, policy: Policy) -> int:
-    options = JudgeOptions(settings.stop_on_first_violation, settings.rule_errors_are_violations)
+    options = JudgeOptions(
+        settings.stop_on_first_violation, settings.rule_errors_are_violations, own_container_id()
+    )
     if args.from_file is not None:
         try:
             verdicts = audit_file(args.from_file, policy, options)

@@ -6,6 +6,7 @@ Returns raw JSON (dicts) and raises only the errors of `enforcer.dockerhost.erro
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,11 +43,27 @@ def _tls(conn: Connection) -> docker.tls.TLSConfig | bool:
     )
 
 
+def _probe_unix_socket(url: str, timeout_s: float) -> None:
+    """Raise EngineUnavailable when nothing listens on the socket.
+
+    docker-py leaves its socket unclosed when the connect fails (a ResourceWarning at garbage collection), so
+    a missing or dead socket is found out here first, cleanly, with the reason in plain words.
+    """
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout_s)
+            sock.connect(url[len("unix://") :])
+    except OSError as exc:
+        raise EngineUnavailable(f"connecting to {url}: {exc.strerror or exc}") from None
+
+
 class DockerHost:
     """A thread-safe handle on one engine, with a connection pool sized for concurrent fan-out."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        if conn.url.startswith("unix://"):
+            _probe_unix_socket(conn.url, conn.timeout_s)
         with translated(f"connecting to {conn.url}"):
             self._api = docker.APIClient(
                 base_url=conn.url,
@@ -64,6 +81,8 @@ class DockerHost:
 
     def close(self) -> None:
         self._api.close()
+        if self._fast is not None:
+            self._fast.close()
 
     def ping(self) -> None:
         """Raises EngineUnavailable when the engine does not answer."""

@@ -38,6 +38,8 @@ class FastPath:
         self._prefix = f"/v{api_version}"
         self._timeout = timeout_s
         self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: set[http.client.HTTPConnection] = set()  # every thread's, so close() can reach them
 
     @staticmethod
     def supports(url: str, tls: bool) -> bool:
@@ -53,7 +55,16 @@ class FastPath:
                     self._url.hostname or "localhost", self._url.port, self._timeout
                 )
             self._local.conn = conn
+            with self._lock:
+                self._open.add(conn)
         return conn
+
+    def close(self) -> None:
+        """Close the connections of all threads (a pool's idle threads would otherwise leak them)."""
+        with self._lock:
+            conns, self._open = self._open, set()
+        for conn in conns:
+            conn.close()
 
     def request(self, method: str, path: str, what: str) -> Any:
         """One call; retried once on a connection the engine closed while it sat idle."""
@@ -66,6 +77,8 @@ class FastPath:
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
                 self._local.conn = None
+                with self._lock:
+                    self._open.discard(conn)
                 if attempt == 2:
                     raise EngineUnavailable(f"{what}: {exc}") from None
                 continue
