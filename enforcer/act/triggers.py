@@ -1,17 +1,18 @@
 """Running the user's triggers on their own bounded worker pool, isolated from the kill path.
 
 A trigger that raises is logged with its name and counted; one that hangs occupies one worker, is reported
-once it passes the time limit, and never delays a kill or the next check. When the queue is full, the
-verdict is dropped for triggers (logged and counted), never blocking the caller.
+once it passes the time limit, and never delays a kill, the next check or the daemon's exit (the workers are
+daemon threads: a ThreadPoolExecutor's are joined at interpreter exit, so a hung trigger would hold SIGTERM up).
+When the queue is full, the verdict is dropped for triggers (logged and counted), never blocking the caller.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from enforcer.judge.rules import Trigger
 from enforcer.judge.verdict import Verdict
@@ -28,9 +29,15 @@ class TriggerRunner:
         slow_after_s: float = 10.0,
     ) -> None:
         self._on_error = on_error
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trigger")
+        self._queue: queue.SimpleQueue[tuple[Trigger, Verdict] | None] = queue.SimpleQueue()
         self._slots = threading.BoundedSemaphore(queue_limit)
         self._slow_after_s = slow_after_s
+        self._closed = False
+        self._workers = [
+            threading.Thread(target=self._work, name=f"trigger_{n}", daemon=True) for n in range(workers)
+        ]
+        for worker in self._workers:
+            worker.start()
 
     def submit(self, triggers: Sequence[Trigger], verdict: Verdict) -> None:
         """Queue every trigger for this verdict; returns at once."""
@@ -39,10 +46,14 @@ class TriggerRunner:
                 log.error("trigger queue full: %s skipped for %s", trigger, verdict.subject.name)
                 self._on_error(trigger.name)
                 continue
-            try:
-                self._pool.submit(self._run, trigger, verdict)
-            except RuntimeError:  # shutting down
+            if self._closed:
                 self._slots.release()
+                return
+            self._queue.put((trigger, verdict))
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            self._run(*item)
 
     def _run(self, trigger: Trigger, verdict: Verdict) -> None:
         started = time.monotonic()
@@ -58,4 +69,16 @@ class TriggerRunner:
                 log.warning("%s took %.1f s for %s", trigger, elapsed, verdict.subject.name)
 
     def close(self, wait: bool = False) -> None:
-        self._pool.shutdown(wait=wait, cancel_futures=True)
+        """Drop the queued calls; with `wait`, also wait for the running ones to end."""
+        self._closed = True
+        while True:
+            try:
+                if self._queue.get_nowait() is not None:
+                    self._slots.release()
+            except queue.Empty:
+                break
+        for _ in self._workers:
+            self._queue.put(None)
+        if wait:
+            for worker in self._workers:
+                worker.join()
