@@ -26,6 +26,9 @@ from enforcer.status import Status
 
 log = logging.getLogger("enforcer.events")
 FORGET_ON = ("update", "rename", "die", "destroy")
+# Reconnect attempts to a missing socket cost next to nothing: a low cap lets the daemon find an engine that
+# came back within 2 s (the catch-up sweep after the reconnect then finds what started meanwhile).
+RECONNECT_CAP_S = 2.0
 
 
 class EventWatcher:
@@ -64,13 +67,13 @@ class EventWatcher:
 
     # -- forever ---------------------------------------------------------------------------------------
     def run(self) -> None:
-        delays: Iterator[float] = Backoff(0.2, 5.0).delays()
+        delays: Iterator[float] = Backoff(0.2, RECONNECT_CAP_S).delays()
         first = True
         while not self.stop.is_set():
             try:
                 for connected in self._watch_once():
                     if connected:
-                        delays = Backoff(0.2, 5.0).delays()
+                        delays = Backoff(0.2, RECONNECT_CAP_S).delays()
                         self._connected(first)
                         first = False
             except EngineError as exc:
