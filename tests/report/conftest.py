@@ -5,7 +5,7 @@ settings      Settings in KILL mode (frozen: vary with dataclasses.replace)
 status        a Status whose engine answers
 store         a DetectionStore in tmp_path, closed after the test
 metrics       Metrics with containers_stopped_total wired to the store
-make_app      make_app(settings=None) -> the Flask app over the fixtures above
+make_app      make_app(**settings_changes) -> the Flask app over the fixtures above
 client        a test client of make_app()
 make_finding  make_finding(**fields) -> a Finding with sensible defaults
 """
@@ -20,27 +20,15 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from report_support import HOST, RULES_TEXT, TRIGGERS_TEXT, finding
 
 from enforcer.judge.policy import Policy, load_policy
-from enforcer.record.model import Action, Finding, Outcome
+from enforcer.record.model import Finding
 from enforcer.record.store import DetectionStore
 from enforcer.report.app import create_app
 from enforcer.report.metrics import Metrics
 from enforcer.settings import Files, Mode, Settings
 from enforcer.status import Status
-
-QUOTED_RULE = "no \"quoted\" 'names' </td><b>bold</b>"
-SAFE_RULE = "must have memory limit"
-HTML_LABEL = "<script>alert('x')</script>"
-RULES_TEXT = f"""# the test rules
-rules = [
-    {{"name": {QUOTED_RULE!r}, "rule": lambda c: True, "severity": "high"}},
-    {{"name": {SAFE_RULE!r}, "rule": lambda c: False, "mode": "WARN", "description": "limits"}},
-]
-"""
-TRIGGERS_TEXT = """triggers = [{"name": "log it", "trigger": lambda verdict: None}]\n"""
-HOST = "test-host"
-CID = "c0ffee" + "0" * 58
 
 
 @pytest.fixture
@@ -96,22 +84,6 @@ def make_app(
 @pytest.fixture
 def client(make_app: Callable[..., Flask]) -> FlaskClient:
     return make_app().test_client()
-
-
-def finding(**fields: Any) -> Finding:
-    values: dict[str, Any] = {
-        "container_id": CID,
-        "name": "web",
-        "image": "busybox",
-        "rules": (QUOTED_RULE,),
-        "mode": "KILL",
-        "action": Action.STOP,
-        "outcome": Outcome.STOPPED,
-        "source": "periodic",
-        "labels": {"team": "blue"},
-    }
-    values.update(fields)
-    return Finding(**values)
 
 
 @pytest.fixture

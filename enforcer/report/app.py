@@ -1,0 +1,338 @@
+"""The read-only status API and page: a Flask app built from the daemon's parts, no module globals.
+
+Endpoints (GET only; JSON unless the client lists text/html in Accept, then the page):
+
+- `/`, `/recent`: the original's shape. Top keys `last_full_check_run_timestamp_start`, `..._end` (str of a UTC
+  datetime), `last_full_check_run_time` (str of a timedelta) and `last_full_check_run_seconds` (a number, or
+  null before the first sweep), present when periodic sweeps are on (before the first sweep the three old keys
+  hold the original's values `0001-01-01 00:00:00` and `-999999999 days, 0:00:00`); `host`; `detections`,
+  one item per container, most recently detected first: `id`, `name` (with the leading "/"),
+  `violated_rule` (the first rule of the latest finding), `owner`, `source`, `count`, `last_timestamp`
+  (ISO 8601, UTC, no offset, as the original), then `first_timestamp`, `mode`, `action`, `outcome`,
+  `rule_errors`. Options: `show_all_violated_rules=1` (violated_rule becomes the list of the latest finding's
+  rules), `show_image_and_labels=1` (adds `image` and `labels`), `limit=N`, `since=T` (last detected at or
+  after T), `before=T` (strictly before T: pass the last item's last_timestamp for the next page); T is ISO
+  8601, UTC unless it has an offset. `/recent` keeps the containers detected since the last sweep began.
+- `/rules`, `/triggers`: the file's text as a JSON string, exactly as the original. With `structured=1`:
+  `{"path", "sha256", "version", "text", "rules": [{"name", "severity", "mode", "effective_mode", ...}]}`
+  (`"triggers": [{"name"}]` for /triggers).
+- `/config`: the settings without secrets (`api_token_set` only says whether a token is set), plus
+  `version`, `host`, `rules_version` and `files` (path and sha256 of each file in use).
+- `/metrics`: Prometheus text format 0.0.4.
+- `/healthz`: 200 `{"status": "ok", "problems": [], ...}` or 503 `{"status": "unhealthy", "problems": [...]}`.
+
+With API_TOKEN set every endpoint but /healthz (and /metrics when METRICS_PUBLIC) needs
+`Authorization: Bearer <token>`, else 401.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import Flask, Request, Response, request
+from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.wrappers import Response as BaseResponse
+
+from enforcer import __version__
+from enforcer.judge.policy import Policy
+from enforcer.record.store import Detection, DetectionStore, StoreError
+from enforcer.report import page
+from enforcer.report.metrics import Metrics
+from enforcer.settings import Settings
+from enforcer.status import Status
+
+log = logging.getLogger(__name__)
+
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+PAGE_LIMIT = 200  # detections on the HTML page; the JSON has them all unless `limit` is given
+PUBLIC_ENDPOINTS = {"healthz"}
+
+
+def create_app(
+    settings: Settings, status: Status, store: DetectionStore, metrics: Metrics, host_name: str
+) -> Flask:
+    """The status app; it only reads from its parts, and never changes anything."""
+    app = Flask(__name__)
+    views = _Views(settings, status, store, metrics, host_name)
+    app.before_request(views.authorize)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(StoreError, _store_error)
+    for path, view in (
+        ("/", views.index),
+        ("/recent", views.recent),
+        ("/rules", views.rules),
+        ("/triggers", views.triggers),
+        ("/config", views.config),
+        ("/metrics", views.metrics),
+        ("/healthz", views.healthz),
+    ):
+        app.add_url_rule(path, view_func=view, methods=["GET"])
+    return app
+
+
+@dataclass(frozen=True)
+class Query:
+    """The options of `/` and `/recent`."""
+
+    show_all_violated_rules: bool = False
+    show_image_and_labels: bool = False
+    limit: int | None = None
+    since: datetime | None = None
+    before: datetime | None = None
+
+    @classmethod
+    def parse(cls, args: Any) -> Query:
+        return cls(
+            show_all_violated_rules=args.get("show_all_violated_rules") == "1",
+            show_image_and_labels=args.get("show_image_and_labels") == "1",
+            limit=_limit(args.get("limit")),
+            since=_time("since", args.get("since")),
+            before=_time("before", args.get("before")),
+        )
+
+
+class _Views:
+    def __init__(
+        self, settings: Settings, status: Status, store: DetectionStore, metrics: Metrics, host: str
+    ) -> None:
+        self.settings = settings
+        self.status = status
+        self.store = store
+        self.metrics_registry = metrics
+        self.host = host
+
+    def authorize(self) -> Response | None:
+        """401 unless the request carries the API token (when one is set) or the endpoint is public."""
+        token = self.settings.api_token
+        public = PUBLIC_ENDPOINTS | ({"metrics"} if self.settings.metrics_public else set())
+        if token is None or request.endpoint in public:
+            return None
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+            return None
+        response = _json(
+            {"error": "unauthorized", "message": "send the header Authorization: Bearer <API_TOKEN>"}
+        )
+        response.status_code = 401
+        response.headers["WWW-Authenticate"] = 'Bearer realm="docker-enforcer"'
+        return response
+
+    def index(self) -> Response:
+        return self._detections(recent=False)
+
+    def recent(self) -> Response:
+        return self._detections(recent=True)
+
+    def _detections(self, recent: bool) -> Response:
+        query = Query.parse(request.args)
+        since = query.since
+        cut = self._recent_cut() if recent else None
+        if cut is not None and (since is None or since < cut):
+            since = cut
+        if wants_html(request):
+            limit = PAGE_LIMIT if query.limit is None else query.limit
+            found = self.store.detections(since=since, limit=limit, before=query.before)
+            return _html(page.status_page(self._page_facts(found, recent)))
+        found = self.store.detections(since=since, limit=query.limit, before=query.before)
+        body: dict[str, Any] = sweep_keys(self.settings, self.status)
+        body["host"] = self.host
+        body["detections"] = [detection_json(d, query) for d in found]
+        return _json(body)
+
+    def _recent_cut(self) -> datetime | None:
+        """When the last sweep began (the running one, else the last finished one): the original's /recent."""
+        return self.status.sweep_running_since or self.status.last_sweep.start
+
+    def _page_facts(self, found: list[Detection], recent: bool) -> page.PageFacts:
+        return page.PageFacts(
+            host=self.host,
+            version=__version__,
+            settings=self.settings,
+            policy=self.status.policy,
+            problems=tuple(self.status.problems()),
+            last_sweep=self.status.last_sweep,
+            sweep_running_since=self.status.sweep_running_since,
+            detections=tuple(found),
+            total=self.store.count(),
+            recent=recent,
+        )
+
+    def rules(self) -> Response:
+        return self._file("rules")
+
+    def triggers(self) -> Response:
+        return self._file("triggers")
+
+    def _file(self, kind: str) -> Response:
+        policy = self.status.policy
+        listing = file_listing(kind, policy, self.settings)
+        if wants_html(request):
+            return _html(page.file_page(kind, listing, self.host))
+        if request.args.get("structured") == "1":
+            return _json(listing)
+        return _json(listing["text"])
+
+    def config(self) -> Response:
+        body = config_json(self.settings, self.status.policy, self.host)
+        if wants_html(request):
+            return _html(page.config_page(body, self.host))
+        return _json(body)
+
+    def metrics(self) -> Response:
+        return Response(self.metrics_registry.render(), content_type=METRICS_CONTENT_TYPE)
+
+    def healthz(self) -> Response:
+        problems = self.status.problems()
+        body = {
+            "status": "unhealthy" if problems else "ok",
+            "problems": problems,
+            "mode": str(self.settings.mode),
+            "version": __version__,
+            "host": self.host,
+        }
+        response = _json(body)
+        response.status_code = 503 if problems else 200
+        return response
+
+
+# -- JSON shapes ------------------------------------------------------------------------------------------
+
+
+def sweep_keys(settings: Settings, status: Status) -> dict[str, Any]:
+    """The original's last_full_check_run_* keys (when sweeps are on), plus the run time as a number."""
+    if not settings.run_periodic:
+        return {}
+    sweep = status.last_sweep
+    duration = sweep.duration
+    return {
+        "last_full_check_run_timestamp_start": str(naive_utc(sweep.start) or datetime.min),
+        "last_full_check_run_timestamp_end": str(naive_utc(sweep.end) or datetime.min),
+        "last_full_check_run_time": str(duration if duration is not None else timedelta.min),
+        "last_full_check_run_seconds": None if duration is None else duration.total_seconds(),
+    }
+
+
+def detection_json(detection: Detection, query: Query) -> dict[str, Any]:
+    """One item of `detections`: the original's keys in its order, then the added ones."""
+    rules = list(detection.latest_rules)
+    item: dict[str, Any] = {
+        "id": detection.container_id,
+        "name": "/" + detection.name,
+        "violated_rule": rules if query.show_all_violated_rules else rules[0],
+        "owner": detection.owner,
+        "source": detection.source,
+        "count": detection.count,
+        "last_timestamp": iso(detection.last_timestamp),
+        "first_timestamp": iso(detection.first_timestamp),
+        "mode": detection.mode,
+        "action": detection.action,
+        "outcome": detection.outcome,
+        "rule_errors": list(detection.rule_errors),
+    }
+    if query.show_image_and_labels:
+        item["image"] = detection.image
+        item["labels"] = dict(detection.labels)
+    return item
+
+
+def file_listing(kind: str, policy: Policy, settings: Settings) -> dict[str, Any]:
+    """The `structured=1` body of /rules and /triggers: the file and its items."""
+    loaded = policy.sources.get(kind)
+    out: dict[str, Any] = {
+        "path": loaded.path if loaded else None,
+        "sha256": loaded.sha256 if loaded else None,
+        "version": policy.version,
+        "text": loaded.text if loaded else "",
+    }
+    if kind == "rules":
+        out["rules"] = [
+            {**rule.summary(), "effective_mode": str(rule.effective_mode(settings.mode))}
+            for rule in policy.rules
+        ]
+    else:
+        out["triggers"] = [{"name": trigger.name} for trigger in policy.triggers]
+    return out
+
+
+def config_json(settings: Settings, policy: Policy, host: str) -> dict[str, Any]:
+    body: dict[str, Any] = dict(settings.public())
+    body["version"] = __version__
+    body["host"] = host
+    body["rules_version"] = policy.version
+    body["files"] = {
+        kind: {"path": loaded.path, "sha256": loaded.sha256} for kind, loaded in policy.sources.items()
+    }
+    return body
+
+
+def naive_utc(when: datetime | None) -> datetime | None:
+    """The original printed naive UTC times; aware ones are converted so that old parsers keep working."""
+    if when is None or when.tzinfo is None:
+        return when
+    return when.astimezone(UTC).replace(tzinfo=None)
+
+
+def iso(when: datetime) -> str:
+    return (naive_utc(when) or when).isoformat()
+
+
+# -- requests and responses -------------------------------------------------------------------------------
+
+
+def wants_html(req: Request) -> bool:
+    """HTML only for a client that lists text/html itself (a browser); `*/*` and no Accept get JSON."""
+    accept = req.accept_mimetypes
+    listed = any(value.lower() in ("text/html", "application/xhtml+xml") and q > 0 for value, q in accept)
+    return listed and accept.best_match(["application/json", "text/html"]) == "text/html"
+
+
+def _limit(raw: str | None) -> int | None:
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise BadRequest(f"limit={raw!r}: use a whole number of at least 1")
+    return int(raw)
+
+
+def _time(name: str, raw: str | None) -> datetime | None:
+    if raw is None or raw == "":
+        return None
+    text = raw.strip()
+    if "T" in text:  # an unencoded "+01:00" arrives as " 01:00"
+        text = text.replace(" ", "+")
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadRequest(f"{name}={raw!r}: use an ISO 8601 time such as 2024-05-01T12:00:00 (UTC)") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _json(body: Any) -> Response:
+    text = json.dumps(body, indent=2, ensure_ascii=False, default=str)
+    return Response(text + "\n", content_type="application/json; charset=utf-8")
+
+
+def _html(text: str) -> Response:
+    response = Response(text, content_type="text/html; charset=utf-8")
+    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _http_error(exc: HTTPException) -> BaseResponse:
+    response = exc.get_response()
+    response.set_data(json.dumps({"error": (exc.name or "error").lower(), "message": exc.description}) + "\n")
+    response.content_type = "application/json; charset=utf-8"
+    return response
+
+
+def _store_error(exc: StoreError) -> Response:
+    log.error("status request failed: %s", exc)
+    response = _json({"error": "detections store unavailable", "message": str(exc)})
+    response.status_code = 503
+    return response
