@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+from enforcer.judge.judge import redact
 from enforcer.judge.rules import Trigger
 from enforcer.judge.verdict import Verdict
 
@@ -60,7 +61,9 @@ class TriggerRunner:
         try:
             trigger.call(verdict)
         except Exception as exc:  # noqa: BLE001 - a trigger must never take the daemon down
-            log.error("%s failed for %s: %s: %s", trigger, verdict.subject.name, type(exc).__name__, exc)
+            # The message may quote the container's env or command line, as a rule's may: redacted alike.
+            detail = redact(f"{type(exc).__name__}: {exc}", verdict.subject)
+            log.error("%s failed for %s: %s", trigger, verdict.subject.name, detail)
             self._on_error(trigger.name)
         finally:
             self._slots.release()
