@@ -117,11 +117,12 @@ def rule_anchors(policy: Policy) -> dict[str, str]:
 
 
 def detection_row(detection: Detection, anchors: Mapping[str, str]) -> DetectionRow:
-    latest = set(detection.latest_rules)
-    links = tuple(
-        RuleLink(r.rule, anchors.get(r.rule), r.count, r.rule in latest)
-        for r in sorted(detection.rules, key=lambda r: (r.rule not in latest, -r.last_timestamp.timestamp()))
+    # The latest finding's rules in rule order, then the older ones, most recently violated first.
+    order = {rule: index for index, rule in enumerate(detection.latest_rules)}
+    ranked = sorted(
+        detection.rules, key=lambda r: (order.get(r.rule, len(order)), -r.last_timestamp.timestamp())
     )
+    links = tuple(RuleLink(r.rule, anchors.get(r.rule), r.count, r.rule in order) for r in ranked)
     return DetectionRow(
         anchor="c-" + detection.container_id[:12],
         container_id=detection.container_id,
