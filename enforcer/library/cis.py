@@ -289,8 +289,8 @@ NO_SELINUX_DISABLED = cis_spec(
     selinux_disabled,
     "medium",
     "Flags a container whose SELinux labelling is switched off: `--security-opt label=disable` or the "
-    "unconfined types `label=type:spc_t` and `label=type:unconfined_t`. Docker adds `label=disable` to every "
-    "privileged container, so those are flagged too.",
+    "unconfined types `label=type:spc_t` and `label=type:unconfined_t`. Docker adds `label=disable` itself to "
+    "privileged containers and to those sharing the host's PID or IPC namespace, so those are flagged too.",
     "Drop `--security-opt label=disable`; where a volume needs relabelling, mount it with `:z` or `:Z`.",
     tags=("selinux", "mac"),
 )

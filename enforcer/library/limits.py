@@ -101,7 +101,7 @@ NO_ROOT_USER = RuleSpec(
     "in the image; docker-bench-security checks it on running containers this way.",
     "Add a `USER` to the image or run with `--user 1000:1000` (a user that owns only what it needs).",
     cis="4.1",
-    tags=(*HYGIENE_TAGS, "cis", "user"),
+    tags=(*HYGIENE_TAGS, "user"),
 )
 
 
@@ -137,7 +137,7 @@ def cpus_at_most(cpus: float | str, *, name: str | None = None) -> dict[str, Any
 
     return RuleSpec(
         "cpus-at-most",
-        named("cpus_at_most", f"at most {shown} CPUs", name),
+        named("cpus_at_most", f"CPUs at most {shown}", name),
         check,
         "medium",
         f"Flags a container that may use more than {shown} CPUs: the tightest of `--cpus`, "
@@ -291,7 +291,7 @@ def _label_key(value: Any) -> str:
 SPECS: tuple[RuleSpec, ...] = (NO_LATEST_IMAGE, NO_ROOT_USER)
 FACTORIES = (
     example(memory_at_most, "2g"),
-    example(cpus_at_most, 2),
+    example(cpus_at_most, 1),
     example(pids_at_most, 200),
     example(restart_retries_at_most, 3),
     example(capabilities_only, "NET_ADMIN"),

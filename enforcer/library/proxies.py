@@ -46,8 +46,8 @@ def binds_only_under(*folders: str, name: str | None = None) -> dict[str, Any]:
         named("binds_only_under", f"bind mounts only under {listed}", name),
         check,
         "high",
-        f"Flags a container with a host path mounted (`-v` or `--mount type=bind`) that is not {listed} or "
-        "inside it. Paths are compared after resolving `..`; symbolic links inside the allowed folders "
+        f"Flags a container with a host path mounted (`-v` or `--mount type=bind`) that lies outside "
+        f"{' and '.join(allowed)}. Paths are compared after resolving `..`; symbolic links inside the allowed folders "
         "cannot be seen from inspect data, so keep none there that lead outside. Named volumes are not "
         "host paths and pass.",
         f"Mount only paths below {listed}, or use a named volume.",
