@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
@@ -29,6 +30,7 @@ FORGET_ON = ("update", "rename", "die", "destroy")
 # Reconnect attempts to a missing socket cost next to nothing: a low cap lets the daemon find an engine that
 # came back within 2 s (the catch-up sweep after the reconnect then finds what started meanwhile).
 RECONNECT_CAP_S = 2.0
+SEEN_KEPT = 4096  # events remembered to recognise the engine's replay after a reconnect (its buffer: 256)
 
 
 class EventWatcher:
@@ -55,7 +57,7 @@ class EventWatcher:
         self._idle = threading.Condition()
         self._stream: Any = None
         self._since_nano: int | None = None
-        self._seen_at_since: set[tuple[str, str]] = set()
+        self._seen: OrderedDict[tuple[str, str, int], None] = OrderedDict()  # the latest SEEN_KEPT events
         self.rechecked = {"start"}
         if settings.run_update_events:
             self.rechecked.add("update")
@@ -145,17 +147,20 @@ class EventWatcher:
             self._submit(self.pipeline.check, cid, "event", nano / 1e9, action != "start")
 
     def _already_seen(self, cid: str, action: str, nano: int) -> bool:
-        """Events at or before the resume point arrive again after a reconnect: drop the repeats."""
-        key = (cid, action)
-        if self._since_nano is not None and nano < self._since_nano:
+        """Events from the resume point on arrive again after a reconnect: drop the exact repeats.
+
+        A repeat is the same (id, action, time), not merely an older time: nothing repeats within one stream,
+        and an event older than the last one means the engine's clock stepped back (NTP, a VM resumed),
+        which must not blind the watcher until the clock catches up.
+        """
+        key = (cid, action, nano)
+        if key in self._seen:
             return True
-        if nano == self._since_nano:
-            if key in self._seen_at_since:
-                return True
-            self._seen_at_since.add(key)
-            return False
-        self._since_nano = nano
-        self._seen_at_since = {key}
+        self._seen[key] = None
+        if len(self._seen) > SEEN_KEPT:
+            self._seen.popitem(last=False)
+        if self._since_nano is None or nano > self._since_nano:
+            self._since_nano = nano
         return False
 
     def _submit(self, fn: Callable[..., Any], *args: Any) -> None:
