@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PAGE_LIMIT = 200  # detections on the HTML page; the JSON has them all unless `limit` is given
 PUBLIC_ENDPOINTS = {"healthz"}
+MAX_LIMIT = 10_000_000
 
 
 def create_app(
@@ -294,9 +295,9 @@ def wants_html(req: Request) -> bool:
 def _limit(raw: str | None) -> int | None:
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or int(raw) < 1:
+    if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
         raise BadRequest(f"limit={raw!r}: use a whole number of at least 1")
-    return int(raw)
+    return min(int(raw), MAX_LIMIT)  # more than the store ever holds; keeps SQLite's integers in range
 
 
 def _time(name: str, raw: str | None) -> datetime | None:

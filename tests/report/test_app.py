@@ -198,6 +198,8 @@ def test_limit_since_and_before_page_through_the_history(
         before = "&before=" + body["detections"][-1]["last_timestamp"]
     assert names == [["/c6", "/c5", "/c4"], ["/c3", "/c2", "/c1"], ["/c0"]]
 
+    body = get_json(client, "/?limit=" + "9" * 40)
+    assert isinstance(body, dict) and len(body["detections"]) == 7
     body = get_json(client, "/", query_string={"since": "2024-05-01T12:00:05.250000+00:00"})
     assert isinstance(body, dict)
     assert [d["name"] for d in body["detections"]] == ["/c6", "/c5"]
@@ -206,7 +208,9 @@ def test_limit_since_and_before_page_through_the_history(
     assert [d["name"] for d in body["detections"]] == ["/c6", "/c5"]
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=x", "limit=-1", "since=yesterday", "before=12:00"])
+@pytest.mark.parametrize(
+    "query", ["limit=0", "limit=x", "limit=-1", "limit=²", "since=yesterday", "before=12:00"]
+)
 def test_bad_options_are_a_400_in_json(client: FlaskClient, query: str) -> None:
     response = client.get("/?" + query)
 
