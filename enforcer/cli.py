@@ -105,10 +105,18 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     if args.command == "check":
         return run_check(policy, settings)
     if args.command == "run":
-        from enforcer.daemon import Daemon  # the daemon's dependencies (Flask, waitress) load only here
-
-        return Daemon(settings, policy).run()
+        return run_daemon(settings, policy)
     return run_audit(args, settings, policy)
+
+
+def run_daemon(settings: Settings, policy: Policy) -> int:
+    from enforcer.daemon import Daemon, StartupError  # Flask and waitress load only for the daemon
+
+    try:
+        return Daemon(settings, policy).run()
+    except StartupError as exc:
+        print(f"docker-enforcer: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def run_check(policy: Policy, settings: Settings) -> int:

@@ -26,7 +26,7 @@ from enforcer.dockerhost.self_id import own_container_id
 from enforcer.facts.gather import FactGatherer, GatherOptions
 from enforcer.judge.policy import Policy
 from enforcer.pipeline import Pipeline
-from enforcer.record.store import DetectionStore
+from enforcer.record.store import DetectionStore, StoreError
 from enforcer.report.app import create_app
 from enforcer.report.metrics import Metrics
 from enforcer.report.server import ApiServer
@@ -45,6 +45,10 @@ PURGE_INTERVAL_S = 3600
 SHUTDOWN_GRACE_S = 4.0
 
 
+class StartupError(Exception):
+    """The daemon cannot start (the state database, the API port); the message says what to fix."""
+
+
 class Daemon:
     def __init__(self, settings: Settings, policy: Policy) -> None:
         self.settings = settings
@@ -52,7 +56,10 @@ class Daemon:
         self.reload_requested = threading.Event()
         self.metrics = Metrics(str(settings.mode))
         self.status = Status(settings, policy)
-        self.store = DetectionStore(settings.state_db, settings.detections_max_age_days)
+        try:
+            self.store = DetectionStore(settings.state_db, settings.detections_max_age_days)
+        except StoreError as exc:
+            raise StartupError(str(exc)) from None
         self.metrics.count_distinct_detected(self.store.distinct_containers)
         self.reloader = PolicyReloader(settings, self.status, self.metrics)
         self.api = ApiServer(
@@ -82,7 +89,14 @@ class Daemon:
             __version__, s.mode, s.docker_socket, s.run_start_events, s.run_periodic, s.check_interval_s,
             self.status.policy.version[:12],
         )  # fmt: skip
-        self.api.start()
+        try:
+            self.api.start()
+        except OSError as exc:
+            self.store.close()
+            raise StartupError(
+                f"cannot serve the status API on {s.listen_address[0]}:{s.listen_address[1]}: {exc}; "
+                "set LISTEN_ADDRESS to a free HOST:PORT"
+            ) from None
         log.info("status API on http://%s:%d/", s.listen_address[0], self.api.port)
         self.host = self._wait_for_engine()
         if self.host is None:
@@ -140,12 +154,14 @@ class Daemon:
             s, self.status, self.gatherer, Actuator(host, s.stop_timeout_s), self.store, self.triggers,
             self.metrics, own,
         )  # fmt: skip
-        self.sweeper = Sweeper(s, self.gatherer, pipeline, self.status, self.metrics)
+        self.sweeper = Sweeper(
+            s, self.gatherer, pipeline, self.status, self.metrics, after_sweep=[self._purge]
+        )
         if s.run_periodic:
             schedule(self.scheduler, self.sweeper, s)
         self.scheduler.add_job(self._health, "interval", seconds=HEALTH_INTERVAL_S, id="health")
         self.scheduler.add_job(self.reloader.poll, "interval", seconds=RELOAD_POLL_S, id="reload")
-        self.scheduler.add_job(self.store.purge, "interval", seconds=PURGE_INTERVAL_S, id="purge")
+        self.scheduler.add_job(self._purge, "interval", seconds=PURGE_INTERVAL_S, id="purge")
         self.scheduler.start()
         if s.run_start_events:
             sweeper = self.sweeper
@@ -183,6 +199,13 @@ class Daemon:
             return
         if self.status.set_engine(True):
             log.info("docker engine reachable again")
+
+    def _purge(self) -> None:
+        """Apply retention to the detections record (after each sweep and hourly)."""
+        try:
+            self.store.purge()
+        except StoreError as exc:
+            log.error("could not apply retention to the detections record: %s", exc)
 
     def _shutdown(self) -> int:
         notify(self.settings.notify_socket, "STOPPING=1")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -33,13 +34,14 @@ class Sweeper:
         pipeline: Pipeline,
         status: Status,
         metrics: Metrics,
-        after_sweep: list[object] | None = None,
+        after_sweep: Sequence[Callable[[], object]] = (),
     ) -> None:
         self.settings = settings
         self.gatherer = gatherer
         self.pipeline = pipeline
         self.status = status
         self.metrics = metrics
+        self._after_sweep = tuple(after_sweep)
         self._running = threading.Lock()
         self._again = threading.Event()
         self._checks = ThreadPoolExecutor(max_workers=32, thread_name_prefix="sweep-check")
@@ -79,6 +81,8 @@ class Sweeper:
         self.metrics.sweep_duration.observe((end - start).total_seconds())
         self.metrics.last_sweep.set(end.timestamp())
         log.info("sweep of %d containers took %.2f s", len(containers), (end - start).total_seconds())
+        for step in self._after_sweep:
+            step()
 
     def close(self) -> None:
         self._checks.shutdown(wait=False, cancel_futures=True)
