@@ -1,0 +1,86 @@
+"""Reloading the rules while the daemon runs: on a change on disk, on SIGHUP, and not at all when broken."""
+
+from __future__ import annotations
+
+import os
+import signal
+import textwrap
+from pathlib import Path
+
+from daemon_support import Containers, DaemonFactory
+
+KILL_WITHIN_S = 3.0
+RELOAD_WITHIN_S = 8.0  # the files are polled every 3 s
+
+EVIL_NAME_RULES = """
+rules = [{"name": "no evil names", "rule": lambda c: c.name.startswith("evil")}]
+"""
+
+
+def replace_file(path: Path, text: str, keep_stat: bool = False) -> None:
+    """Swap the file's content atomically (as editors and config management do); optionally keep its
+    mtime, so that only a SIGHUP, not the poll of the files' size and mtime, can notice the change."""
+    old = path.stat()
+    new = path.with_suffix(".new")
+    new.write_text(textwrap.dedent(text).lstrip())
+    new.chmod(0o644)
+    if keep_stat:
+        assert new.stat().st_size == old.st_size
+        os.utime(new, ns=(old.st_atime_ns, old.st_mtime_ns))
+    os.replace(new, path)
+
+
+def test_a_changed_rules_file_takes_effect_within_seconds(
+    daemon: DaemonFactory, containers: Containers
+) -> None:
+    enforcer = daemon()
+    replace_file(enforcer.rules_path, EVIL_NAME_RULES)
+
+    reloaded = enforcer.wait_for_message("rules reloaded (a file changed on disk)", RELOAD_WITHIN_S)
+    assert "1 rules" in reloaded["message"]
+    bad = containers.run("bad-now-allowed")
+    evil = containers.run("evil-1")
+    assert containers.wait_stopped(evil, KILL_WITHIN_S)
+    assert enforcer.wait_for_violation("evil-1")["rules"] == ["no evil names"]
+    assert containers.running(bad)
+    assert enforcer.violations("bad-now-allowed") == []
+
+
+def test_a_broken_rules_file_on_reload_keeps_the_old_rules(
+    daemon: DaemonFactory, containers: Containers
+) -> None:
+    enforcer = daemon()
+    replace_file(enforcer.rules_path, "rules = [{'name': 'half written',\n")
+
+    error = enforcer.wait_for_message("refused, the previous rules stay in force", RELOAD_WITHIN_S)
+    assert error["level"] == "ERROR"
+    assert f"{enforcer.rules_path}:" in error["message"] and "syntax error" in error["message"]
+    bad = containers.run("bad-still-caught")
+    assert containers.wait_stopped(bad, KILL_WITHIN_S)
+    assert enforcer.wait_for_violation("bad-still-caught")["rules"] == ["no bad names"]
+    assert enforcer.alive()
+
+    replace_file(enforcer.rules_path, EVIL_NAME_RULES)  # fixed: the next look loads it
+    enforcer.wait_for_message("rules reloaded", RELOAD_WITHIN_S)
+    evil = containers.run("evil-after-fix")
+    assert containers.wait_stopped(evil, KILL_WITHIN_S)
+
+
+def test_sighup_reloads(daemon: DaemonFactory, containers: Containers) -> None:
+    enforcer = daemon()
+    # Same size, same mtime: invisible to the poll, so only the SIGHUP can load it.
+    replace_file(enforcer.rules_path, BAD_TO_VILE, keep_stat=True)
+    enforcer.signal(signal.SIGHUP)
+
+    enforcer.wait_for_message("rules reloaded (SIGHUP)", RELOAD_WITHIN_S)
+    vile = containers.run("vile-1")
+    bad = containers.run("bad-1")
+    assert containers.wait_stopped(vile, KILL_WITHIN_S)
+    assert containers.running(bad)
+    assert enforcer.alive()
+
+
+# The default rules with "bad" swapped for "vil": the file keeps its size.
+BAD_TO_VILE = """
+rules = [{"name": "no vil names", "rule": lambda c: c.name.startswith("vil")}]
+"""

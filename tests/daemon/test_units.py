@@ -1,0 +1,265 @@
+"""Unit tests of the daemon's parts that need no engine: own container id, event dispatch, resume dedup."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from daemon_support import ENFORCER_VARS, REPO
+from support.engine import HOST_DOCKER_VARS
+
+from enforcer.dockerhost.self_id import own_container_id
+from enforcer.report.metrics import Metrics
+from enforcer.settings import Settings
+from enforcer.sources.events import EventWatcher
+
+OWN = "a" * 63 + "1"
+OTHER = "b" * 63 + "2"
+
+# /proc/self/mountinfo of a process in a container: Docker bind-mounts /etc/hostname, hosts, resolv.conf.
+CONTAINER_MOUNTINFO = f"""\
+1467 1310 0:170 / / rw,relatime master:395 - overlay overlay rw,lowerdir=/var/lib/docker/overlay2/l/X
+1468 1467 0:173 / /proc rw,nosuid,nodev,noexec,relatime - proc proc rw
+1502 1467 8:1 /var/lib/docker/containers/{OWN}/resolv.conf /etc/resolv.conf rw,relatime - ext4 /dev/sda1 rw
+1503 1467 8:1 /var/lib/docker/containers/{OWN}/hostname /etc/hostname rw,relatime - ext4 /dev/sda1 rw
+1504 1467 8:1 /var/lib/docker/containers/{OWN}/hosts /etc/hosts rw,relatime - ext4 /dev/sda1 rw
+"""
+# The host's own mountinfo, where dockerd runs: an IPC-shareable container's /dev/shm shows up here.
+HOST_MOUNTINFO = f"""\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+25 22 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw
+312 22 0:52 / /var/lib/docker/containers/{OTHER}/mounts/shm rw,nosuid,nodev,noexec shared:160 - tmpfs shm rw
+"""
+CGROUP_V1 = f"12:pids:/docker/{OWN}\n11:memory:/docker/{OWN}\n"
+CGROUP_SYSTEMD = f"0::/system.slice/docker-{OWN}.scope\n"
+CGROUP_HOST = "0::/user.slice/user-1000.slice/session-2.scope\n"
+
+
+def fake_proc(tmp_path: Path, mountinfo: str | None = None, cgroup: str | None = None) -> Path:
+    proc = tmp_path / "proc-self"
+    proc.mkdir()
+    if mountinfo is not None:
+        (proc / "mountinfo").write_text(mountinfo)
+    if cgroup is not None:
+        (proc / "cgroup").write_text(cgroup)
+    return proc
+
+
+# -- own container id ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("mountinfo", "cgroup"),
+    [
+        (CONTAINER_MOUNTINFO, "0::/\n"),  # cgroup v2 with a private cgroup namespace: only mountinfo tells
+        (CONTAINER_MOUNTINFO, None),
+        (None, CGROUP_V1),  # no mountinfo: the cgroup path
+        ("", CGROUP_SYSTEMD),  # systemd cgroup driver
+    ],
+    ids=["mountinfo+cgroup2", "mountinfo-only", "cgroup-v1", "cgroup-systemd"],
+)
+def test_own_container_id_inside_a_container(
+    tmp_path: Path, mountinfo: str | None, cgroup: str | None
+) -> None:
+    assert own_container_id(fake_proc(tmp_path, mountinfo, cgroup)) == OWN
+
+
+@pytest.mark.parametrize(
+    ("mountinfo", "cgroup"),
+    [("22 1 8:1 / / rw - ext4 /dev/sda1 rw\n", CGROUP_HOST), (None, None), ("", "")],
+    ids=["host", "no-proc-files", "empty-files"],
+)
+def test_no_own_container_id_outside_a_container(
+    tmp_path: Path, mountinfo: str | None, cgroup: str | None
+) -> None:
+    assert own_container_id(fake_proc(tmp_path, mountinfo, cgroup)) is None
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: own_container_id matches any /containers/<id> mount, and on the host the /dev/shm mount of "
+    "an IPC-shareable container is one: the daemon would then never judge that container",
+)
+def test_a_containers_shm_mount_on_the_host_is_not_the_own_container(tmp_path: Path) -> None:
+    assert own_container_id(fake_proc(tmp_path, HOST_MOUNTINFO, CGROUP_HOST)) is None
+
+
+def test_own_container_id_prefers_the_hostname_mount(tmp_path: Path) -> None:
+    """In a container mountinfo names its own id; an id elsewhere in the text (a volume path) is not it."""
+    mountinfo = CONTAINER_MOUNTINFO + f"1600 1467 8:1 /srv/{OTHER} /data rw - ext4 /dev/sda1 rw\n"
+    assert own_container_id(fake_proc(tmp_path, mountinfo, "0::/\n")) == OWN
+
+
+# -- event dispatch --------------------------------------------------------------------------------------
+class FakePipeline:
+    """Records what the watcher asks of the pipeline."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+        self._lock = threading.Lock()
+
+    def _note(self, name: str, *args: Any) -> None:
+        with self._lock:
+            self.calls.append((name, args))
+
+    def check(self, cid: str, source: str, event_time: float | None = None, fresh: bool = False) -> None:
+        self._note("check", cid, source, fresh)
+
+    def check_created(self, cid: str, event_time: float | None = None) -> None:
+        self._note("check_created", cid)
+
+    def forget(self, cid: str) -> None:
+        self._note("forget", cid)
+
+
+@pytest.fixture
+def watcher() -> Any:
+    pipeline = FakePipeline()
+    settings = Settings(run_start_events=True)
+    events = EventWatcher(
+        settings,
+        host=None,  # type: ignore[arg-type]  # _dispatch never talks to the engine
+        pipeline=pipeline,  # type: ignore[arg-type]
+        status=None,  # type: ignore[arg-type]
+        metrics=Metrics("KILL"),
+        catch_up=lambda: None,
+        stop=threading.Event(),
+        workers=2,
+    )
+    yield events, pipeline
+    events.close(wait=True)
+
+
+def event(cid: str, action: str = "start", nano: int = 1_700_000_000_000_000_000) -> dict[str, Any]:
+    return {"Type": "container", "Action": action, "Actor": {"ID": cid, "Attributes": {}}, "timeNano": nano}
+
+
+def dispatched(
+    watcher: EventWatcher, pipeline: FakePipeline, *events: Any
+) -> list[tuple[str, tuple[Any, ...]]]:
+    for item in events:
+        watcher._dispatch(item)
+    assert watcher.drain(5)
+    return sorted(pipeline.calls)
+
+
+JUNK: list[Any] = [
+    None,
+    42,
+    "start",
+    [],
+    {},
+    {"Action": "start", "timeNano": 1},  # no id
+    {"id": "c1", "timeNano": 1},  # no action
+    {"id": "c1", "Action": "start"},  # no time
+    {"id": "c1", "Action": "start", "timeNano": "soon"},
+    {"id": "c1", "status": "start", "time": "yesterday"},
+    {"Actor": "c1", "Action": "start", "timeNano": 1},
+    {"Actor": {"Attributes": {}}, "Action": "start", "timeNano": 1},
+    {"Actor": None, "Action": "start", "time": 1},
+    {"id": "c1", "Action": None, "status": None, "timeNano": None, "time": None},
+]
+
+
+def test_malformed_events_are_skipped(watcher: Any, caplog: pytest.LogCaptureFixture) -> None:
+    events, pipeline = watcher
+    caplog.set_level("DEBUG", logger="enforcer.events")
+    assert dispatched(events, pipeline, *JUNK, event("real")) == [("check", ("real", "event", False))]
+    assert len([r for r in caplog.records if "malformed event" in r.getMessage()]) == len(JUNK)
+
+
+def test_dispatch_by_action(watcher: Any) -> None:
+    events, pipeline = watcher
+    t = 1_700_000_000_000_000_000
+    calls = dispatched(
+        events,
+        pipeline,
+        event("c1", "create", t),
+        event("c1", "start", t + 1),
+        event("c2", "update", t + 2),  # RUN_UPDATE_EVENTS off: only forgotten, not checked
+        event("c3", "die", t + 3),
+        event("c4", "exec_start: sh", t + 4),  # not ours: ignored
+        {"status": "start", "id": "old", "time": 1_700_000_001},  # the old event format
+    )
+    assert calls == [
+        ("check", ("c1", "event", False)),
+        ("check", ("old", "event", False)),
+        ("check_created", ("c1",)),
+        ("forget", ("c2",)),
+        ("forget", ("c3",)),
+    ]
+
+
+# -- resume dedup ----------------------------------------------------------------------------------------
+def test_events_replayed_after_a_reconnect_are_dropped(watcher: Any) -> None:
+    events, _ = watcher
+    t = 1_700_000_000_000_000_000
+    assert not events._already_seen("c1", "start", t)
+    assert not events._already_seen("c2", "start", t + 5)
+    # Reconnected with since=t+5: the engine sends again what happened at or after it...
+    assert events._already_seen("c2", "start", t + 5)
+    # ...and, as its `since` has whole-second-ish precision, maybe a little before.
+    assert events._already_seen("c1", "start", t)
+    assert not events._already_seen("c3", "start", t + 6)
+
+
+def test_distinct_events_at_the_same_instant_are_all_kept(watcher: Any) -> None:
+    events, _ = watcher
+    t = 1_700_000_000_000_000_000
+    assert not events._already_seen("c1", "start", t)
+    assert not events._already_seen("c2", "start", t)
+    assert not events._already_seen("c1", "die", t)
+    assert events._already_seen("c2", "start", t)
+    assert events._already_seen("c1", "die", t)
+
+
+def test_the_resume_point_is_the_newest_event(watcher: Any) -> None:
+    events, _ = watcher
+    t = 1_700_000_000_000_000_000
+    for n in range(5):
+        events._already_seen(f"c{n}", "start", t + n)
+    assert events._since_nano == t + 4
+
+
+def test_a_clock_stepped_back_does_not_blind_the_watcher(watcher: Any) -> None:
+    """Within one stream nothing repeats: an event older than the last one (the engine's clock stepped
+    back, by NTP or a VM resume) is new, and must be checked."""
+    events, pipeline = watcher
+    t = 1_700_000_000_000_000_000
+    calls = dispatched(events, pipeline, event("c1", "start", t), event("c2", "start", t - 3_000_000_000))
+    assert calls == [("check", ("c1", "event", False)), ("check", ("c2", "event", False))]
+
+
+# -- bad settings ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("MODE", "STOP"), ("CHECK_INTERVAL_S", "ten"), ("RUN_PERIODIC", "maybe"), ("LISTEN_ADDRESS", "nowhere")],
+)
+def test_a_bad_env_value_for_run_exits_2_with_one_line(tmp_path: Path, variable: str, value: str) -> None:
+    env = daemon_env_without_engine(tmp_path)
+    env[variable] = value
+    done = subprocess.run(
+        [sys.executable, "-m", "enforcer", "run"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"docker-enforcer: {variable}={value!r} is not valid: ")
+
+
+def daemon_env_without_engine(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ENFORCER_VARS and k not in HOST_DOCKER_VARS}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    env["DOCKER_SOCKET"] = f"unix://{tmp_path}/none.sock"
+    env["LISTEN_ADDRESS"] = "127.0.0.1:0"
+    env["STATE_DB"] = str(tmp_path / "state.db")
+    return env
