@@ -276,8 +276,8 @@ APPARMOR_PROFILE = cis_spec(
     apparmor_missing,
     "medium",
     "Flags a container that runs without an AppArmor profile: AppArmorProfile empty or `unconfined`, or "
-    "`--security-opt apparmor=unconfined`. On a host without AppArmor (SELinux distributions) Docker sets no "
-    "profile at all, so every container is flagged: leave this rule out there.",
+    "`--security-opt apparmor=unconfined`. On a host without AppArmor (SELinux distributions) a running "
+    "container has no profile, even one it asked for, so every container is flagged: leave this rule out there.",
     "Run with Docker's default profile (the default where AppArmor is enabled) or a profile of your own: "
     "`--security-opt apparmor=docker-default`; never `apparmor=unconfined`.",
     tags=("apparmor", "mac"),

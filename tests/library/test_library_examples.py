@@ -60,7 +60,7 @@ HOST_BINDS_OUTSIDE_OPT_MNT = (
 
 # Fixed rules by id; factories by their documented example call.
 EXPECTED: dict[str, frozenset[str]] = {
-    # This engine has no AppArmor: only an explicit profile shows one.
+    # This engine has no AppArmor: only a requested profile shows one, and only until the container starts.
     "apparmor-profile": all_but("hardened", "apparmor-default"),
     # Docker itself adds label=disable to privileged containers and to those sharing the host's PID or IPC.
     "no-selinux-disabled": only("selinux-disabled", "selinux-spc", "privileged", "pid-host", "ipc-host"),
