@@ -14,7 +14,7 @@ from typing import Any
 
 from enforcer.facts.container import Container
 from enforcer.facts.views import EMPTY
-from enforcer.library._base import LibraryError, RuleSpec, example, excluding, named
+from enforcer.library._base import Check, LibraryError, RuleSpec, example, excluding, named
 from enforcer.library._inspect import canonical, config, host_config, host_mounts, is_under, parse_host_path
 from enforcer.library.cis import (
     ENGINE_SOCKETS,
@@ -164,7 +164,7 @@ def _cgroup_base(parent: Any) -> str:
     return parent.rstrip("/")
 
 
-def _cgroup_outside(base: str | None) -> Any:
+def _cgroup_outside(base: str | None) -> Check:
     slice_prefix = base[: -len(".slice")] + "-" if base and base.endswith(".slice") else None
 
     def check(c: Container) -> bool:
