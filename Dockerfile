@@ -1,0 +1,65 @@
+# docker-enforcer as a host container.
+#
+#   scripts/build-image [--base IMAGE] [--tag TAG]     builds wheels on the host, then this file (no network)
+#   docker build -t docker-enforcer .                  also works from the repository, with network for pip
+#
+#   docker run -d --name docker_enforcer -p 8888:8888 \
+#     -v /rules_dir:/opt/docker_enforcer/rules:ro \
+#     -v /var/run/docker.sock:/var/run/docker.sock \
+#     -v docker-enforcer-state:/opt/docker_enforcer/state \
+#     --read-only --tmpfs /tmp --restart unless-stopped docker-enforcer
+#
+# The original's line (`--privileged -v /var/run:/var/run`) still works; --privileged is accepted but not
+# needed: the socket is all the enforcer uses. The legacy builder and BuildKit both build this file.
+
+ARG BASE=python:3.11-slim-bookworm
+
+# -- install: a virtualenv with the project and its dependencies ---------------------------------------
+FROM ${BASE} AS install
+# Labelled so that scripts/build-image can prune this stage's image, left dangling by the legacy builder.
+LABEL io.github.docker-enforcer.stage=install
+COPY . /src
+# Wheels built on the host (scripts/build-image) make this step offline; without them pip uses the index.
+RUN set -eu; \
+    python3 -m venv /opt/venv; \
+    if ls /src/wheels/docker_enforcer-*.whl >/dev/null 2>&1; then \
+        /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /src/wheels \
+            /src/wheels/docker_enforcer-*.whl; \
+    else \
+        /opt/venv/bin/pip install --no-cache-dir /src; \
+    fi; \
+    /opt/venv/bin/pip uninstall --yes pip; \
+    /opt/venv/bin/docker-enforcer --version
+
+# -- the image: the base plus the virtualenv; no compiler, no wheels, no sources --------------------------
+FROM ${BASE}
+LABEL org.opencontainers.image.title="docker-enforcer" \
+      org.opencontainers.image.description="Enforces the host owner's rules on every container of a Docker host" \
+      org.opencontainers.image.source="https://github.com/piontec/docker-enforcer" \
+      org.opencontainers.image.licenses="Apache-2.0"
+
+COPY --from=install /opt/venv /opt/venv
+
+# Nothing is written outside the state volume, so the root filesystem can be read-only: bytecode is
+# compiled at install time, and PYTHONDONTWRITEBYTECODE keeps Python from trying to write any more.
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+# The original's layout: rules/rules.py, whitelist_rules/whitelist_rules.py and triggers/triggers.py are
+# looked up relative to this directory; empty folders mean the packaged defaults. STATE_DB defaults to
+# ./state/detections.db, on a volume. Folders are 0755: the loader refuses group- or world-writable ones.
+WORKDIR /opt/docker_enforcer
+RUN mkdir -p rules whitelist_rules triggers state \
+    && chmod 0755 . rules whitelist_rules triggers state
+VOLUME ["/opt/docker_enforcer/state"]
+
+EXPOSE 8888
+
+# /healthz is public even with API_TOKEN set; 503 (engine unreachable, event stream down, sweeps late)
+# makes urlopen raise, hence exit 1. It follows LISTEN_ADDRESS; 0.0.0.0 and :: are asked on loopback.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 CMD ["python3", "-c", "import os, urllib.request as u\nhost, _, port = os.environ.get('LISTEN_ADDRESS', '0.0.0.0:8888').strip().rpartition(':')\nhost = host.strip('[]')\nhost = {'': '127.0.0.1', '0.0.0.0': '127.0.0.1', '::': '::1'}.get(host, host)\nhost = f'[{host}]' if ':' in host else host\nu.urlopen(f'http://{host}:{port}/healthz', timeout=4)\n"]
+
+# PID 1 is the daemon itself: it handles SIGTERM (docker stop) and SIGHUP (reload the rules).
+ENTRYPOINT ["docker-enforcer"]
+CMD ["run"]
