@@ -5,6 +5,7 @@ Runs on `docker inspect` / `docker stats` output captured from the isolated engi
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -194,7 +195,24 @@ def test_the_captured_json_is_left_untouched() -> None:
     c.params["hostconfig"]["binds"]
     c.params["config"]["labels"]["owner"]
     assert json.dumps(raw, sort_keys=True) == before
-    assert c.params.raw() is raw
+    assert c.params.raw() == raw
+
+
+def test_facts_serialize_and_copy_like_the_original_plain_dicts() -> None:
+    raw = inspected("binds_labels")
+    c = Container(raw["Id"], raw)
+    assert json.loads(json.dumps(c.params)) == raw
+    assert json.loads(json.dumps(c.params["HostConfig"])) == raw["HostConfig"]
+    copied = c.params.copy()
+    copied["Name"] = "/changed"  # a copy is the rule's own to change
+    assert c.params["Name"] == raw["Name"]
+    deep = copy.deepcopy(c.params)
+    deep["HostConfig"]["Binds"].append("/x:/x")
+    assert c.params["HostConfig"]["Binds"] == raw["HostConfig"]["Binds"]
+    assert dict(c.params["config"]["labels"].items()) == raw["Config"]["Labels"]
+    assert isinstance(c.params, dict)
+    with pytest.raises(ReadOnlyError):
+        c.params.update({"Name": "/x"})
 
 
 def test_read_only_error_is_a_type_error() -> None:

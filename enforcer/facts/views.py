@@ -7,7 +7,8 @@ lazily (a child is wrapped on first access and kept), so a rule that reads two k
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import copy
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -15,22 +16,29 @@ class ReadOnlyError(TypeError):
     """Raised when a rule tries to change the facts it was given."""
 
 
-class CaseInsensitiveMap(Mapping[str, Any]):
-    """A read-only mapping over a JSON object; `m['HostConfig']` and `m['hostconfig']` are the same."""
+_MISSING = object()
 
-    __slots__ = ("_data", "_folded", "_children")
+
+class CaseInsensitiveMap(dict[str, Any]):
+    """A read-only JSON object; `m['HostConfig']` and `m['hostconfig']` are the same.
+
+    A dict subclass, as the original's plain dicts were, so `json.dumps(c.params)`, `dict(...)` and
+    `.copy()` work in rules and triggers; every way of changing it raises ReadOnlyError.
+    """
+
+    __slots__ = ("_folded", "_children")
 
     def __init__(self, data: Mapping[str, Any]) -> None:
-        self._data = data
+        super().__init__(data)
         self._folded: dict[str, str] | None = None
         self._children: dict[str, Any] = {}
 
     def _key(self, key: object) -> str:
         if isinstance(key, str):
-            if key in self._data:
+            if dict.__contains__(self, key):
                 return key
             if self._folded is None:
-                self._folded = {k.casefold(): k for k in self._data}
+                self._folded = {k.casefold(): k for k in dict.keys(self)}
             real = self._folded.get(key.casefold())
             if real is not None:
                 return real
@@ -38,11 +46,16 @@ class CaseInsensitiveMap(Mapping[str, Any]):
 
     def __getitem__(self, key: str) -> Any:
         real = self._key(key)
+        child = self._children.get(real, _MISSING)
+        if child is _MISSING:
+            child = self._children[real] = wrap(dict.__getitem__(self, real))
+        return child
+
+    def get(self, key: str, default: Any = None) -> Any:
         try:
-            return self._children[real]
+            return self[key]
         except KeyError:
-            child = self._children[real] = wrap(self._data[real])
-            return child
+            return default
 
     def __contains__(self, key: object) -> bool:
         try:
@@ -51,27 +64,28 @@ class CaseInsensitiveMap(Mapping[str, Any]):
             return False
         return True
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
+    def items(self) -> list[tuple[str, Any]]:  # type: ignore[override]
+        return [(key, self[key]) for key in dict.keys(self)]
 
-    def __len__(self) -> int:
-        return len(self._data)
+    def values(self) -> list[Any]:  # type: ignore[override]
+        return [self[key] for key in dict.keys(self)]
+
+    def copy(self) -> dict[str, Any]:
+        """A plain, changeable shallow copy of the raw JSON object."""
+        return dict(dict.items(self))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
+        return copy.deepcopy(dict(dict.items(self)), memo)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (dict, (dict(dict.items(self)),))
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._data!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, CaseInsensitiveMap):
-            return self._data == other._data
-        if isinstance(other, Mapping):
-            return dict(self._data) == dict(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
+        return f"{type(self).__name__}({dict.__repr__(self)})"
 
     def raw(self) -> Mapping[str, Any]:
-        """The wrapped JSON object itself (do not modify it)."""
-        return self._data
+        """The JSON object as plain values (a shallow copy)."""
+        return self.copy()
 
 
 def _refuse(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -87,6 +101,10 @@ class FrozenList(list[Any]):
 
     def __hash__(self) -> int:  # type: ignore[override]
         return hash(tuple(self))
+
+
+for _name in ("__setitem__", "__delitem__", "__ior__", "clear", "pop", "popitem", "setdefault", "update"):
+    setattr(CaseInsensitiveMap, _name, _refuse)
 
 
 def wrap(value: Any) -> Any:

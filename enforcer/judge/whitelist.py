@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from enforcer.facts.container import Container
@@ -53,16 +53,34 @@ class Whitelist:
 
     def exempts_from_rule(self, container: Container, rule_name: str) -> str | None:
         """Why the container is exempt from one rule, or None. A raising whitelist lambda exempts nothing."""
-        entry = _first_match(self.names, (container.name,), rule_name)
-        if entry:
-            return f"WHITE_LIST entry {entry}"
-        entry = _first_match(self.images, image_references(container.image), rule_name)
-        if entry:
-            return f"IMAGE_WHITE_LIST entry {entry}"
-        for custom in self.rules:
-            try:
-                if custom.check(container, rule_name):
-                    return str(custom)
-            except Exception:  # noqa: BLE001 - a broken whitelist lambda must not exempt or crash
-                continue
-        return None
+        return self.rule_exemptions(container)(rule_name)
+
+    def rule_exemptions(self, container: Container) -> Callable[[str], str | None]:
+        """`exempts_from_rule` for one container, its name and image forms worked out once, not per rule."""
+        names = [entry for entry in self.names if entry.rule is not None]
+        images = [entry for entry in self.images if entry.rule is not None]
+        if not names and not images and not self.rules:
+            return _never
+        name = (container.name,)
+        refs = image_references(container.image) if images else ()
+
+        def exempt(rule_name: str) -> str | None:
+            entry = _first_match(names, name, rule_name)
+            if entry:
+                return f"WHITE_LIST entry {entry}"
+            entry = _first_match(images, refs, rule_name)
+            if entry:
+                return f"IMAGE_WHITE_LIST entry {entry}"
+            for custom in self.rules:
+                try:
+                    if custom.check(container, rule_name):
+                        return str(custom)
+                except Exception:  # noqa: BLE001 - a broken whitelist lambda must not exempt or crash
+                    continue
+            return None
+
+        return exempt
+
+
+def _never(rule_name: str) -> None:
+    return None
