@@ -1,0 +1,408 @@
+"""How long a violator runs before the daemon stops it, beside a minimal reference loop in the same run.
+
+Against an isolated engine of its own (tests/support/engine.py: root, dockerd and busybox-static), with 100
+clean containers running, violators (busybox `sleep`, named violator-*) are started through the API. A
+violator's running window is State.StartedAt -> State.FinishedAt from `docker inspect`: the engine's own
+clock, whoever stopped it. Two contenders, each a process of its own, one at a time, in ABBA order:
+
+- reference: the raw event stream (start events only) -> kill, one thread per kill, no inspect, no judging
+  (it knows a violator by the name in the event);
+- docker-enforcer: `python -m enforcer run` with MODE=KILL, RUN_START_EVENTS=True, RUN_PERIODIC=False,
+  LOG_LEVEL=INFO, a rule on the container's name.
+
+Scenarios: (a) violators started one after another (each once the previous one stopped); (b) a burst of
+violators started 8 at a time (8 threads doing create+start). Goals for docker-enforcer: (a) p50 at most
+1.3 x the reference's p50 and max at most 100 ms; (b) all stopped, p50 at most 300 ms. Also checked: no clean
+container was ever stopped, no violator left running. The exit status is 1 when a goal or a check fails.
+
+    python benchmarks/kill_latency.py [--clean 100] [--sequential 20] [--burst 30] [--parallel 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "tests")]
+
+from docker import APIClient  # noqa: E402
+from docker.errors import NotFound  # noqa: E402
+from support.engine import Engine, ensure_busybox_image, ensure_prerequisites, start_engine  # noqa: E402
+
+VIOLATOR = "violator"
+RULES = 'rules = [{"name": "no violators", "rule": lambda c: c.name.startswith("violator")}]\n'
+SEQ_RATIO_GOAL = 1.3
+SEQ_MAX_GOAL_S = 0.100
+BURST_P50_GOAL_S = 0.300
+WAIT_STOPPED_S = 10.0
+API_VERSION = "v1.41"
+
+
+# -- the reference loop, run as `kill_latency.py --reference SOCKET` ---------------------------------------
+class UnixHTTP(http.client.HTTPConnection):
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost", timeout=60)
+        self.unix_path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.unix_path)
+
+
+def reference_loop(sock_path: str) -> int:
+    """Raw event stream -> kill on a new thread per violator; prints "ready" once the stream is open."""
+
+    def kill(cid: str) -> None:
+        conn = UnixHTTP(sock_path)
+        conn.request("POST", f"/{API_VERSION}/containers/{cid}/kill")
+        conn.getresponse().read()
+        conn.close()
+
+    stream = UnixHTTP(sock_path)
+    filters = quote(json.dumps({"type": ["container"], "event": ["start"]}))
+    stream.request("GET", f"/{API_VERSION}/events?filters={filters}")
+    response = stream.getresponse()
+    print("ready", flush=True)
+    while line := response.readline():
+        event = json.loads(line)
+        if event["Actor"]["Attributes"].get("name", "").startswith(VIOLATOR):
+            threading.Thread(target=kill, args=(event["id"],), daemon=True).start()
+    return 0
+
+
+# -- contenders --------------------------------------------------------------------------------------------
+class Contender:
+    name = ""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class Reference(Contender):
+    name = "reference loop"
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--reference", str(self.engine.socket)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("the reference loop did not start")
+
+    def stop(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+
+
+class Enforcer(Contender):
+    name = "docker-enforcer"
+
+    def __init__(self, engine: Engine, workdir: Path) -> None:
+        self.workdir = workdir
+        rules = workdir / "rules.py"
+        rules.write_text(RULES)
+        rules.chmod(0o644)
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+        self.env.update(
+            PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
+            DOCKER_SOCKET=engine.url,
+            RULES_FILE=str(rules),
+            MODE="KILL",
+            RUN_START_EVENTS="True",
+            RUN_PERIODIC="False",
+            LOG_LEVEL="INFO",
+            LOG_FORMAT="json",
+            LISTEN_ADDRESS="127.0.0.1:0",
+            STATE_DB=str(workdir / "state" / "detections.db"),
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.runs = 0
+        self.log_path = workdir / "enforcer-0.log"
+
+    def start(self) -> None:
+        self.log_path = self.workdir / f"enforcer-{self.runs}.log"
+        self.runs += 1
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "enforcer", "run"], env=self.env, cwd=self.workdir, stderr=log
+            )
+        deadline = time.monotonic() + 60
+        while "sweep of" not in self.log_path.read_text():  # connected, stream open, catch-up sweep done
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"docker-enforcer did not start:\n{self.log_path.read_text()}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def violations(self) -> list[dict[str, Any]]:
+        out = []
+        for path in self.workdir.glob("enforcer-*.log"):
+            for line in path.read_text().splitlines():
+                if line.startswith("{") and '"violation: ' in line:
+                    out.append(json.loads(line))
+        return out
+
+
+# -- the engine side ---------------------------------------------------------------------------------------
+def docker_time(raw: str) -> float:
+    head, _, frac = raw.rstrip("Z").partition(".")
+    return datetime.fromisoformat(head + "+00:00").timestamp() + float("0." + (frac or "0"))
+
+
+class Bench:
+    def __init__(self, engine: Engine, image: str) -> None:
+        self.engine = engine
+        self.image = image
+        self.local = threading.local()
+        self.counter = 0
+        self.lock = threading.Lock()
+
+    def api(self) -> APIClient:
+        if getattr(self.local, "api", None) is None:
+            self.local.api = self.engine.api()
+        return self.local.api
+
+    def run(self, name: str) -> str:
+        api = self.api()
+        cid = api.create_container(
+            self.image,
+            ["sleep", "3600"],
+            name=name,
+            host_config=api.create_host_config(),
+            stop_signal="SIGKILL",
+        )["Id"]
+        api.start(cid)
+        return str(cid)
+
+    def next_name(self, label: str) -> str:
+        with self.lock:
+            self.counter += 1
+            return f"{VIOLATOR}-{label}-{self.counter}"
+
+    def state(self, cid: str) -> dict[str, Any]:
+        return dict(self.api().inspect_container(cid)["State"])
+
+    def wait_stopped(self, cid: str, timeout: float = WAIT_STOPPED_S) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.state(cid)["Running"]:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def windows(self, cids: list[str]) -> tuple[list[float], int]:
+        """Running windows of the stopped ones, and how many still run."""
+        out, running = [], 0
+        for cid in cids:
+            state = self.state(cid)
+            if state["Running"]:
+                running += 1
+            else:
+                out.append(docker_time(state["FinishedAt"]) - docker_time(state["StartedAt"]))
+        return out, running
+
+    def remove(self, cids: list[str]) -> None:
+        def one(cid: str) -> None:
+            with contextlib.suppress(NotFound):
+                self.api().remove_container(cid, force=True)
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(one, cids))
+
+    def sequential(self, count: int, label: str) -> tuple[list[float], int]:
+        cids = []
+        for _ in range(count):
+            cid = self.run(self.next_name(label))
+            cids.append(cid)
+            self.wait_stopped(cid)
+            time.sleep(0.05)
+        result = self.windows(cids)
+        self.remove(cids)
+        return result
+
+    def burst(self, count: int, parallel: int, label: str) -> tuple[list[float], int]:
+        names = [self.next_name(label) for _ in range(count)]
+        with ThreadPoolExecutor(parallel) as pool:
+            cids = list(pool.map(self.run, names))
+        deadline = time.monotonic() + WAIT_STOPPED_S
+        while any(self.state(cid)["Running"] for cid in cids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        result = self.windows(cids)
+        self.remove(cids)
+        return result
+
+
+def start_clean(bench: Bench, count: int) -> dict[str, str]:
+    with ThreadPoolExecutor(8) as pool:
+        cids = list(pool.map(bench.run, [f"clean-{n:03d}" for n in range(count)]))
+    return {cid: bench.state(cid)["StartedAt"] for cid in cids}
+
+
+def clean_disturbed(bench: Bench, clean: dict[str, str]) -> int:
+    """Clean containers that are not running, or ran again since they were first started."""
+    disturbed = 0
+    for cid, started_at in clean.items():
+        state = bench.state(cid)
+        disturbed += not state["Running"] or state["StartedAt"] != started_at
+    return disturbed
+
+
+# -- report ------------------------------------------------------------------------------------------------
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:7.1f} ms"
+
+
+def summary(windows: list[float]) -> dict[str, float]:
+    if not windows:
+        return {"p50": float("nan"), "p90": float("nan"), "max": float("nan")}
+    ordered = sorted(windows)
+    return {
+        "p50": statistics.median(ordered),
+        "p90": ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))],
+        "max": ordered[-1],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--clean", type=int, default=100, help="clean containers running throughout")
+    parser.add_argument(
+        "--sequential", type=int, default=20, help="violators one after another, per contender"
+    )
+    parser.add_argument("--burst", type=int, default=30, help="violators in the burst, per contender")
+    parser.add_argument("--parallel", type=int, default=8, help="threads starting the burst")
+    parser.add_argument("--reference", metavar="SOCKET", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.reference:
+        return reference_loop(args.reference)
+    missing = ensure_prerequisites()
+    if missing:
+        print("cannot start an isolated engine; missing: " + "; ".join(missing), file=sys.stderr)
+        return 2
+
+    workdir = Path(tempfile.mkdtemp(prefix="de-killbench-"))
+    workdir.chmod(0o755)
+    engine = start_engine()
+    contenders: list[Contender] = []
+    try:
+        bench = Bench(engine, ensure_busybox_image(engine))
+        clean = start_clean(bench, args.clean)
+        reference, enforcer = Reference(engine), Enforcer(engine, workdir)
+        contenders = [reference, enforcer]
+        seq: dict[str, list[float]] = {reference.name: [], enforcer.name: []}
+        burst: dict[str, list[float]] = {reference.name: [], enforcer.name: []}
+        left: dict[str, int] = {reference.name: 0, enforcer.name: 0}
+        halves = [args.sequential // 2, args.sequential - args.sequential // 2]
+        # ABBA: each contender once early and once late, so that drift in the engine's state weighs on both.
+        for round_no, order in enumerate(([reference, enforcer], [enforcer, reference])):
+            for contender in order:
+                contender.start()
+                try:
+                    label = f"{contender.name[:3]}{round_no}"
+                    windows, running = bench.sequential(halves[round_no], label + "s")
+                    seq[contender.name] += windows
+                    left[contender.name] += running
+                    if round_no == 0:
+                        windows, running = bench.burst(args.burst, args.parallel, label + "b")
+                        burst[contender.name] += windows
+                        left[contender.name] += running
+                finally:
+                    contender.stop()
+        disturbed = clean_disturbed(bench, clean)
+        report(args, seq, burst, left, disturbed, enforcer)
+        return 0 if goals_met(args, seq, burst, left, disturbed) else 1
+    finally:
+        for contender in contenders:
+            proc = getattr(contender, "proc", None)
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        engine.destroy()
+
+
+def report(
+    args: argparse.Namespace,
+    seq: dict[str, list[float]],
+    burst: dict[str, list[float]],
+    left: dict[str, int],
+    disturbed: int,
+    enforcer: Enforcer,
+) -> None:
+    print(f"\n{args.clean} clean containers running; running window = State.StartedAt -> State.FinishedAt\n")
+    row: Callable[..., str] = "{:<18}{:>12}{:>12}{:>12}   {}".format
+    print(row("", "p50", "p90", "max", "stopped"))
+    for title, data, total in (
+        (f"(a) {args.sequential} one after another", seq, args.sequential),
+        (f"(b) burst of {args.burst}, {args.parallel} at a time", burst, args.burst),
+    ):
+        print(title)
+        for name, windows in data.items():
+            s = summary(windows)
+            print(row(name, ms(s["p50"]), ms(s["p90"]), ms(s["max"]), f"{len(windows)}/{total}"))
+    ratio = summary(seq["docker-enforcer"])["p50"] / summary(seq["reference loop"])["p50"]
+    print(f"\n(a) p50 ratio docker-enforcer / reference: {ratio:.2f} (goal <= {SEQ_RATIO_GOAL})")
+    print(f"violators left running: {left}; clean containers stopped or restarted: {disturbed}")
+    print(f"violation log lines of docker-enforcer: {len(enforcer.violations())}")
+
+
+def goals_met(
+    args: argparse.Namespace,
+    seq: dict[str, list[float]],
+    burst: dict[str, list[float]],
+    left: dict[str, int],
+    disturbed: int,
+) -> bool:
+    ours, ref = summary(seq["docker-enforcer"]), summary(seq["reference loop"])
+    checks = {
+        f"(a) p50 <= {SEQ_RATIO_GOAL} x reference p50": ours["p50"] <= SEQ_RATIO_GOAL * ref["p50"],
+        f"(a) max <= {SEQ_MAX_GOAL_S * 1000:.0f} ms": ours["max"] <= SEQ_MAX_GOAL_S,
+        "(a) all stopped": len(seq["docker-enforcer"]) == args.sequential,
+        "(b) all stopped": len(burst["docker-enforcer"]) == args.burst,
+        f"(b) p50 <= {BURST_P50_GOAL_S * 1000:.0f} ms": summary(burst["docker-enforcer"])["p50"]
+        <= BURST_P50_GOAL_S,
+        "no violator left running": left["docker-enforcer"] == 0,
+        "no clean container stopped": disturbed == 0,
+    }
+    print()
+    for check, ok in checks.items():
+        print(f"{'met   ' if ok else 'MISSED'} {check}")
+    return all(checks.values())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
