@@ -124,7 +124,9 @@ def run_check(policy: Policy, settings: Settings) -> int:
     for rule in policy.rules:
         # The mode the rule acts in under this MODE (a rule's own "mode": "WARN" wins over MODE=KILL).
         extra = f" [{rule.severity}, {rule.effective_mode(settings.mode)}]"
-        ident = f" ({rule.meta['id']})" if "id" in rule.meta else ""
+        labels = [str(rule.meta["id"])] if "id" in rule.meta else []
+        labels += [f"CIS {rule.meta['cis']}"] if rule.meta.get("cis") else []
+        ident = f" ({', '.join(labels)})" if labels else ""
         print(f"  - {rule.name}{ident}{extra}")
     print(f"whitelist rules ({len(policy.whitelist.rules)}) from {policy.sources['whitelist_rules'].path}")
     print(f"triggers ({len(policy.triggers)}) from {policy.sources['triggers'].path}")
