@@ -387,8 +387,8 @@ def test_check_lists_the_library_rules_a_rules_file_pulls_in(
     out = capsys.readouterr().out
     assert code == 0
     assert f"rules ({len(cis.SPECS) + 3}) from {rules}" in out
-    assert "  - no privileged mode (no-privileged) [critical" in out
-    assert "  - no Docker or containerd socket (no-docker-socket) [critical" in out
+    assert "  - no privileged mode (no-privileged, CIS 5.5) [critical" in out
+    assert "  - no Docker or containerd socket (no-docker-socket, CIS 5.32) [critical" in out
     assert "  - bind mounts only under /opt/mnt1 or /opt/mnt2 (binds-only-under) [high" in out
     assert "  - memory at most 2g (memory-at-most) [medium" in out
 
