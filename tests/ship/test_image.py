@@ -65,7 +65,7 @@ def test_host_container_stops_violators_serves_metrics_and_spares_itself(
         "--env", "CHECK_INTERVAL_S=1", "--env", "IMMEDIATE_PERIODICAL_START=True",
         "--health-interval", "1s", "--health-start-period", "20s",
         "--volume", f"{rules_dir}:/opt/docker_enforcer/rules:ro",
-        "--volume", f"{clean_engine.socket}:/var/run/docker.sock",
+        "--volume", f"{clean_engine.socket}:/var/run/docker.sock:ro",  # connect() works on a read-only mount
         "--volume", "docker-enforcer-state:/opt/docker_enforcer/state",
         enforcer_image,
     )  # fmt: skip

@@ -1,0 +1,201 @@
+"""The systemd units: `systemd-analyze verify` and `security`, and the notify protocol they rely on.
+
+systemd is not PID 1 here, so the units are not started for real: `verify` loads them with a drop-in that
+points ExecStart at this checkout's entry point (as users change paths: with a drop-in), and the daemon
+is run the way the unit runs it, with a NOTIFY_SOCKET and WATCHDOG_USEC of our own.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+from ship_support import REPO, free_port, read_env_file, require, start_daemon, wait_for
+from support.engine import Engine
+
+UNITS = REPO / "systemd"
+UNIT_NAMES = ("docker-enforcer.service", "docker-enforcer-audit.service")
+INSTALLED_ENTRY_POINT = "/opt/docker-enforcer/venv/bin/docker-enforcer"
+
+
+def directives(unit: Path) -> list[tuple[str, str, str]]:
+    """(section, key, value) of every assignment, in order (keys repeat, unlike in configparser)."""
+    out, section = [], ""
+    for raw in unit.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            section = line.strip("[]")
+            continue
+        key, _, value = line.partition("=")
+        out.append((section, key.strip(), value.strip()))
+    return out
+
+
+def values(unit: Path, key: str) -> list[str]:
+    return [value for _, k, value in directives(unit) if k == key]
+
+
+def systemd_analyze() -> str:
+    found = shutil.which("systemd-analyze")
+    require(found is not None, "systemd-analyze is missing (apt-get install systemd)")
+    assert found is not None
+    return found
+
+
+@pytest.fixture
+def unit_dir(tmp_path: Path) -> Path:
+    """The units with a drop-in each that runs this checkout's docker-enforcer, as SYSTEMD_UNIT_PATH."""
+    entry_point = Path(sys.executable).parent / "docker-enforcer"
+    assert entry_point.is_file(), f"{entry_point} is missing: pip install -e ."
+    for name in UNIT_NAMES:
+        shutil.copy(UNITS / name, tmp_path / name)
+        exec_start = values(UNITS / name, "ExecStart")[-1]
+        assert INSTALLED_ENTRY_POINT in exec_start
+        drop_in = tmp_path / f"{name}.d"
+        drop_in.mkdir()
+        local = exec_start.replace(INSTALLED_ENTRY_POINT, str(entry_point))
+        (drop_in / "path.conf").write_text(f"[Service]\nExecStart=\nExecStart={local}\n")
+    return tmp_path
+
+
+def analyze(unit_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "SYSTEMD_UNIT_PATH": f"{unit_dir}:", "SYSTEMD_PAGER": ""}
+    return subprocess.run([systemd_analyze(), *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+@pytest.mark.parametrize("name", UNIT_NAMES)
+def test_systemd_analyze_verify_passes_without_a_warning(unit_dir: Path, name: str) -> None:
+    result = analyze(unit_dir, "verify", name)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "" and result.stdout.strip() == "", result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("name", UNIT_NAMES)
+def test_units_are_sandboxed_yet_notify_restart_and_reach_the_engine(unit_dir: Path, name: str) -> None:
+    unit = UNITS / name
+    settings = {key: value for _, key, value in directives(unit)}
+    for key, expected in {
+        "Type": "notify", "Restart": "always", "NoNewPrivileges": "yes", "ProtectSystem": "strict",
+        "ProtectHome": "yes", "PrivateTmp": "yes", "CapabilityBoundingSet": "", "StartLimitIntervalSec": "0",
+    }.items():  # fmt: skip
+        assert settings.get(key) == expected, f"{name}: {key}={settings.get(key)!r}, expected {expected!r}"
+    assert "docker.service" in settings["After"].split()
+    assert int(settings["WatchdogSec"]) >= 10 and settings["StateDirectory"]
+    assert "AF_UNIX" in settings["RestrictAddressFamilies"].split()  # the Docker socket and sd_notify
+    assert not any(key in settings for key in ("PrivateNetwork", "BindsTo", "Requires"))
+    assert any(v.startswith("-/etc/docker-enforcer/") for v in values(unit, "EnvironmentFile"))
+    # The overall exposure systemd computes, at most 3.0 of 10 ("OK"); 2.2 when written.
+    result = analyze(unit_dir, "security", "--offline=yes", "--threshold=30", name)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+
+
+def test_the_audit_unit_is_warn_whatever_its_environment_file_says() -> None:
+    exec_start = shlex.split(values(UNITS / "docker-enforcer-audit.service", "ExecStart")[-1])
+    assert exec_start[:2] == ["/usr/bin/env", "MODE=WARN"] and exec_start[-1] == "run"
+    main = {k: v for _, k, v in directives(UNITS / "docker-enforcer.service")}
+    audit = {k: v for _, k, v in directives(UNITS / "docker-enforcer-audit.service")}
+    for key in ("WorkingDirectory", "StateDirectory", "EnvironmentFile", "SyslogIdentifier"):
+        assert main[key] != audit[key], key
+    assert "LISTEN_ADDRESS=0.0.0.0:8889" in audit["Environment"]
+
+
+def test_the_environment_file_example_is_read_by_the_enforcer(tmp_path: Path) -> None:
+    env = read_env_file(UNITS / "environment.conf.example")
+    assert env["MODE"] == "KILL" and env["RUN_START_EVENTS"] == "True"
+    result = subprocess.run(
+        [sys.executable, "-m", "enforcer", "check"],
+        env={"PATH": "/usr/bin:/bin", **env},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+# -- the notify protocol, as the unit runs the daemon ---------------------------------------------------------
+class NotifySocket:
+    """What systemd listens on: a datagram socket collecting READY=1, WATCHDOG=1, STOPPING=1..."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.1)
+        self.messages: list[tuple[float, str]] = []
+
+    def drain(self) -> list[str]:
+        while True:
+            try:
+                data = self.sock.recv(4096)
+            except TimeoutError:
+                return [m for _, m in self.messages]
+            for line in data.decode().splitlines():
+                self.messages.append((time.monotonic(), line))
+
+    def received(self, message: str) -> bool:
+        return message in self.drain()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
+    sock = NotifySocket(tmp_path / "notify.sock")
+    yield sock
+    sock.close()
+
+
+def test_ready_only_once_the_engine_answers_then_watchdog_and_stopping(
+    clean_engine: Engine, notify_socket: NotifySocket, tmp_path: Path
+) -> None:
+    """The engine is down at start (its socket is missing): the daemon retries, without READY=1, until it is up."""
+    unit = UNITS / "docker-enforcer.service"
+    env = dict(item.split("=", 1) for value in values(unit, "Environment") for item in shlex.split(value))
+    env.update(read_env_file(UNITS / "environment.conf.example"))
+    late_socket = tmp_path / "engine" / "docker.sock"
+    watchdog_s = int(values(unit, "WatchdogSec")[-1])
+    env.update(
+        STATE_DB=str(tmp_path / "state" / "detections.db"),  # StateDirectory, here
+        LISTEN_ADDRESS=f"127.0.0.1:{free_port()}",
+        DOCKER_SOCKET=f"unix://{late_socket}",
+        NOTIFY_SOCKET=str(notify_socket.path),
+        WATCHDOG_USEC=str(watchdog_s * 1_000_000),
+    )
+    workdir = tmp_path / "etc-docker-enforcer"
+    workdir.mkdir(mode=0o755)
+    daemon = start_daemon("unit", env, workdir)
+    try:
+        health = wait_for("the status API (up before the engine)", lambda: daemon.get("/healthz"), timeout=20)
+        assert health.status == 503 and "docker engine unreachable" in health.body
+        time.sleep(2)
+        assert daemon.process.poll() is None, daemon.log()
+        assert "READY=1" not in notify_socket.drain()
+
+        late_socket.parent.mkdir()
+        late_socket.symlink_to(clean_engine.socket)  # the engine comes up
+        wait_for("READY=1", lambda: notify_socket.received("READY=1"), timeout=20)
+        ready_at = next(t for t, m in notify_socket.messages if m == "READY=1")
+        wait_for("/healthz 200 (watchers running)", daemon.healthy, timeout=20)
+        time.sleep(2.5)
+        notify_socket.drain()
+        pings = [t for t, m in notify_socket.messages if m == "WATCHDOG=1" and t > ready_at]
+        assert len(pings) >= 2, notify_socket.messages
+        assert max(b - a for a, b in pairwise(pings)) < watchdog_s / 2
+
+        daemon.process.send_signal(signal.SIGTERM)
+        assert daemon.process.wait(int(values(unit, "TimeoutStopSec")[-1])) == 0, daemon.log()
+        assert "STOPPING=1" in notify_socket.drain()
+    finally:
+        daemon.stop()
