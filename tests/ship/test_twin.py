@@ -1,0 +1,158 @@
+"""The KILL + WARN pair of deploy/compose.yaml, run as two processes against the isolated engine.
+
+Each process gets what compose gives its container: the service's env_file and environment, and a working
+directory laid out as the container's /opt/docker_enforcer from the service's folder mounts. Only the
+socket and the listening address are this engine's and a free port.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ship_support import (
+    DEPLOY,
+    Daemon,
+    free_port,
+    http_get,
+    load_yaml,
+    metric,
+    read_env_file,
+    running,
+    start_daemon,
+    stopped,
+    wait_for,
+)
+from support.engine import Engine, RunContainer
+
+WORKDIR = "/opt/docker_enforcer"
+CANDIDATE_RULES = {"memory limited", "PIDs limited"}
+SOCKET_RULE = "no Docker or containerd socket"
+
+
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = load_yaml(DEPLOY / "compose.yaml")
+    return data
+
+
+def service_env(service: dict[str, Any]) -> dict[str, str]:
+    """env_file(s) first, then `environment`, which wins (as compose does)."""
+    env: dict[str, str] = {}
+    files = service.get("env_file") or []
+    for name in [files] if isinstance(files, str) else files:
+        env.update(read_env_file(DEPLOY / name))
+    environment = service.get("environment") or {}
+    if isinstance(environment, list):
+        environment = dict(item.split("=", 1) for item in environment)
+    env.update({key: str(value) for key, value in environment.items()})
+    return env
+
+
+def folder_mounts(service: dict[str, Any]) -> dict[str, Path]:
+    """Container path -> host folder, for the service's `./folder:/opt/docker_enforcer/...` mounts."""
+    out = {}
+    for volume in service["volumes"]:
+        source, target = volume.split(":")[:2]
+        if source.startswith("./"):
+            out[target] = (DEPLOY / source).resolve()
+    return out
+
+
+def lay_out(service: dict[str, Any], root: Path) -> Path:
+    """A copy of the container's /opt/docker_enforcer (folders 0755, files 0644, as the loader wants)."""
+    root.mkdir(mode=0o755)
+    for target, source in folder_mounts(service).items():
+        assert target.startswith(WORKDIR + "/"), target
+        destination = root / target.removeprefix(WORKDIR + "/")
+        shutil.copytree(source, destination, ignore=shutil.ignore_patterns("__pycache__"))
+        for path in [destination, *destination.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    return root
+
+
+def test_compose_gives_each_enforcer_its_own_mode_port_state_and_rules() -> None:
+    services = compose()["services"]
+    kill, audit = services["enforcer"], services["audit"]
+    assert service_env(kill)["MODE"] == "KILL"
+    assert service_env(audit)["MODE"] == "WARN" and audit["environment"]["MODE"] == "WARN"
+    for service in (kill, audit):
+        assert service["read_only"] is True and "ALL" in service["cap_drop"]
+        assert "privileged" not in service
+        assert "/var/run/docker.sock:/var/run/docker.sock:ro" in service["volumes"]
+        assert service["container_name"] in service_env(service)["WHITE_LIST"].split(",")
+    host_ports = [{port.split(":")[0] for port in s["ports"]} for s in (kill, audit)]
+    assert host_ports == [{"8888"}, {"8889"}]
+    states = [
+        {v.split(":")[0] for v in s["volumes"] if v.endswith(f"{WORKDIR}/state")} for s in (kill, audit)
+    ]
+    assert states == [{"kill-state"}, {"audit-state"}]
+    assert set(compose()["volumes"]) == {"kill-state", "audit-state"}
+    rules = [folder_mounts(s)[f"{WORKDIR}/rules"] for s in (kill, audit)]
+    assert rules == [DEPLOY / "stable-rules", DEPLOY / "candidate-rules"]
+
+
+@pytest.fixture
+def twins(clean_engine: Engine, tmp_path: Path) -> Iterator[tuple[Daemon, Daemon]]:
+    tmp_path.chmod(0o755)
+    services = compose()["services"]
+    started: list[Daemon] = []
+    try:
+        for name in ("enforcer", "audit"):
+            env = service_env(services[name])
+            env.update(DOCKER_SOCKET=clean_engine.url, LISTEN_ADDRESS=f"127.0.0.1:{free_port()}")
+            started.append(start_daemon(name, env, lay_out(services[name], tmp_path / name)))
+        for daemon in started:
+            wait_for(f"{daemon.name} to be healthy", daemon.healthy, timeout=30)
+        yield started[0], started[1]
+    finally:
+        for daemon in started:
+            daemon.stop()
+
+
+def by_name(daemon: Daemon, name: str) -> dict[str, Any] | None:
+    return next((d for d in daemon.detections() if d["name"] == f"/{name}"), None)
+
+
+def test_the_twin_records_candidate_violators_and_the_kill_instance_stops_stable_ones(
+    twins: tuple[Daemon, Daemon], clean_engine: Engine, run_container: RunContainer, tmp_path: Path
+) -> None:
+    kill, twin = twins
+
+    # A violator of candidate rules only: the twin records it, nobody stops it.
+    candidate = run_container("candidate-violator")
+    found = wait_for("the twin's record of candidate-violator", lambda: by_name(twin, "candidate-violator"))
+    assert set(found["violated_rule"]) <= CANDIDATE_RULES and found["mode"] == "WARN", found
+    wait_for("the KILL instance's check of it", lambda: _event_checks(kill) >= 1)
+    assert running(clean_engine, candidate)
+    assert by_name(kill, "candidate-violator") is None
+
+    # A violator of a stable rule (a file named docker.sock mounted in): stopped, and recorded by both.
+    fake_socket = tmp_path / "docker.sock"
+    fake_socket.write_text("")
+    stable = run_container(
+        "stable-violator", volumes={str(fake_socket): {"bind": "/run/docker.sock", "mode": "ro"}}
+    )
+    wait_for("the KILL instance to stop stable-violator", lambda: stopped(clean_engine, stable))
+    killed = wait_for("the KILL record of stable-violator", lambda: by_name(kill, "stable-violator"))
+    assert killed["violated_rule"] == [SOCKET_RULE]
+    assert (killed["mode"], killed["action"], killed["outcome"]) == ("KILL", "kill", "stopped"), killed
+    audited = wait_for("the twin's record of stable-violator", lambda: by_name(twin, "stable-violator"))
+    assert audited["violated_rule"] == [SOCKET_RULE] and audited["mode"] == "WARN", audited
+
+    assert running(clean_engine, candidate)  # still: the twin never stops anything
+    assert {d["mode"] for d in twin.detections()} == {"WARN"}
+    assert metric(_metrics(twin), "docker_enforcer_actions_total", action="kill") == 0
+    assert "Traceback" not in kill.log() + twin.log()
+
+
+def _metrics(daemon: Daemon) -> str:
+    reply = http_get(daemon.url + "/metrics")
+    assert reply is not None and reply.status == 200
+    return reply.body
+
+
+def _event_checks(daemon: Daemon) -> float:
+    return metric(_metrics(daemon), "docker_enforcer_checks_total", source="event")
