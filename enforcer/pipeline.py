@@ -113,7 +113,9 @@ class Pipeline:
         with self._locks.hold(cid):
             policy = self.status.policy
             try:
-                params = self.gatherer.params(cid, fresh=True)
+                # Not kept in the params cache: the start path and sweeps need the running container's state
+                # (State.StartedAt orders containers for `position`).
+                params = self.gatherer.params(cid, fresh=True, keep=False)
             except ContainerGone:
                 return None
             verdict = self._judge(self.gatherer.before_start(cid, params, "event"), policy)

@@ -83,7 +83,10 @@ class FactGatherer:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- params cache ------------------------------------------------------------------------------------
-    def params(self, cid: str, summary: Mapping[str, Any] | None = None, fresh: bool = False) -> Json:
+    def params(
+        self, cid: str, summary: Mapping[str, Any] | None = None, fresh: bool = False, keep: bool = True
+    ) -> Json:
+        """Inspect data, from the cache unless `fresh`; `keep=False` leaves the cache as it was."""
         if self.options.disable_params:
             return params_from_summary(summary or {"Id": cid})
         if self.options.cache_params and not fresh:
@@ -92,7 +95,7 @@ class FactGatherer:
             if cached is not None:
                 return cached
         params = self.host.inspect(cid)
-        if self.options.cache_params:
+        if self.options.cache_params and keep:
             with self._lock:
                 self._params[cid] = params
         return params
