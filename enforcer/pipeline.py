@@ -21,6 +21,7 @@ from enforcer.facts.container import Container
 from enforcer.facts.gather import FactGatherer
 from enforcer.judge.judge import JudgeOptions, judge
 from enforcer.judge.policy import Policy
+from enforcer.judge.rules import Rule
 from enforcer.judge.verdict import Verdict
 from enforcer.record.model import Action, Finding, Outcome, safe_config
 from enforcer.report.metrics import Metrics
@@ -92,12 +93,13 @@ class Pipeline:
         """Check one container by id (start, update and rename events). None when it vanished."""
         with self._locks.hold(cid):
             policy = self.status.policy
-            verdict = self._take_pending(cid, policy)
+            verdict, deferred = self._take_pending(cid, policy)
             try:
                 if verdict is None:
                     container = self.gatherer.one(cid, source, fresh=fresh)
                     verdict = self._judge(container, policy)
-                return self._conclude(verdict, policy, source, event_time)
+                at_start = source == "event" and not fresh  # update and rename checks ask for fresh facts
+                return self._conclude(verdict, policy, source, event_time, deferred if at_start else None)
             except ContainerGone:
                 log.debug("container %s vanished before it could be checked", cid[:12])
                 return None
@@ -119,11 +121,12 @@ class Pipeline:
             except ContainerGone:
                 return None
             verdict = self._judge(self.gatherer.before_start(cid, params, "event"), policy)
-            preventing = [rule for rule in verdict.violated if self._prevents(rule.prevent)]
-            if not preventing:
+            preventing = any(self._prevents(rule.prevent) for rule in verdict.violated)
+            # A container that started before this check (its start event was handled first) is the start
+            # path's: removing it now would record as prevented a container that ran.
+            if not (preventing and _not_started(params) and self._prevent(verdict, policy, event_time)):
                 self._keep_pending(cid, policy, verdict)
-                return verdict
-            return self._conclude(verdict, policy, "create", event_time, prevent=True)
+            return verdict
 
     def forget(self, cid: str) -> None:
         """A container was updated, renamed, died or was destroyed: drop what is known of it."""
@@ -144,34 +147,62 @@ class Pipeline:
         return self.settings.prevent_on_create or rule_prevent
 
     def _conclude(
-        self, verdict: Verdict, policy: Policy, source: str, event_time: float | None, prevent: bool = False
+        self,
+        verdict: Verdict,
+        policy: Policy,
+        source: str,
+        event_time: float | None,
+        deferred_at_create: tuple[str, ...] | None = None,
     ) -> Verdict:
+        """Stop (KILL) or record (WARN) a violator; `deferred_at_create` is given for start checks only."""
         self.metrics.checks.labels(source=source).inc()
         if not verdict.violated:
             return verdict
         container = verdict.subject
-        enforced = [r for r in verdict.violated if r.effective_mode(self.settings.mode) is Mode.KILL]
-        if prevent:
-            done = self._prevent(container, enforced)
-        elif enforced:
+        enforced = self._enforced(verdict)
+        if enforced:
             done = self.actuator.stop(container.cid, container.params)
-            if any(self._prevents(rule.prevent) for rule in enforced) and source == "event":
-                self.metrics.race_lost.inc()
+            if deferred_at_create is not None and any(
+                self._prevents(rule.prevent) and rule.name not in deferred_at_create for rule in enforced
+            ):
+                self.metrics.race_lost.inc()  # a rule judged at create: the start request came first
         else:
             done = Done(Action.WOULD_STOP, Outcome.RECORDED, restart_policy_of(container.params))
+        self._finish(verdict, policy, bool(enforced), done, source, event_time, prevent=False)
+        return verdict
+
+    def _prevent(self, verdict: Verdict, policy: Policy, event_time: float | None) -> bool:
+        """Remove (KILL) or record as "would prevent" (WARN) a created violator; False when it started first."""
+        self.metrics.checks.labels(source="create").inc()
+        enforced = self._enforced(verdict)
+        if enforced:
+            done = self.actuator.prevent(verdict.subject.cid)
+            if done is None:
+                return False
+            if done.outcome == Outcome.PREVENTED:
+                self.metrics.preventions.inc()
+        else:
+            done = Done(Action.WOULD_PREVENT, Outcome.RECORDED)
+        self._finish(verdict, policy, bool(enforced), done, "create", event_time, prevent=True)
+        return True
+
+    def _enforced(self, verdict: Verdict) -> list[Rule]:
+        return [r for r in verdict.violated if r.effective_mode(self.settings.mode) is Mode.KILL]
+
+    def _finish(
+        self,
+        verdict: Verdict,
+        policy: Policy,
+        enforced: bool,
+        done: Done,
+        source: str,
+        event_time: float | None,
+        prevent: bool,
+    ) -> None:
         if event_time is not None and enforced:
             self.metrics.event_to_action.observe(max(0.0, time.time() - event_time))
         self._record(verdict, Mode.KILL if enforced else Mode.WARN, done, source, prevent)
         self.triggers.submit(policy.triggers, verdict)
-        return verdict
-
-    def _prevent(self, container: Container, enforced: list[Any]) -> Done:
-        if not enforced:
-            return Done(Action.WOULD_PREVENT, Outcome.RECORDED)
-        done = self.actuator.prevent(container.cid)
-        if done.outcome == Outcome.PREVENTED:
-            self.metrics.preventions.inc()
-        return done
 
     def _record(self, verdict: Verdict, mode: Mode, done: Done, source: str, prevent: bool) -> None:
         container = verdict.subject
@@ -215,10 +246,20 @@ class Pipeline:
             while len(self._pending) > PENDING_LIMIT:
                 self._pending.popitem(last=False)
 
-    def _take_pending(self, cid: str, policy: Policy) -> Verdict | None:
-        """The create-time verdict if it still holds: same policy and no rule left for start."""
+    def _take_pending(self, cid: str, policy: Policy) -> tuple[Verdict | None, tuple[str, ...]]:
+        """The create-time verdict if it still holds (same policy, no rule left for start), and the rules
+        the create check left for start (none known when it did not run first)."""
         with self._pending_lock:
             kept = self._pending.pop(cid, None)
-        if kept is None or kept[0] != policy.version or kept[1].deferred:
-            return None
-        return kept[1]
+        if kept is None:
+            return None, ()
+        version, verdict = kept
+        if version != policy.version or verdict.deferred:
+            return None, verdict.deferred
+        return verdict, ()
+
+
+def _not_started(params: Any) -> bool:
+    """Whether inspect saw the container before any start (without params, as with DISABLE_PARAMS: assumed)."""
+    state = params.get("State") or {}
+    return state.get("Status", "created") == "created"

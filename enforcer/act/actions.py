@@ -80,21 +80,39 @@ class Actuator:
         except EngineError as exc:
             log.warning("could not set the restart policy of %s to 'no' (was %r): %s", cid[:12], policy, exc)
 
-    def prevent(self, cid: str) -> Done:
-        """Remove a created violator before it can start."""
+    def prevent(self, cid: str) -> Done | None:
+        """Remove a created violator before it can start; None when it started first (left to the start path).
+
+        Not a forced removal: the engine refuses to remove a running container, so a container that won the
+        race is never recorded as prevented (a forced removal would kill it, after it ran).
+        """
         try:
             retry(
-                lambda: self.host.remove(cid),
+                lambda: self._remove_once(cid),
                 (EngineError,),
                 KILL_ATTEMPTS,
                 Backoff(0.02, 0.5),
-                unless=(ContainerGone,),
+                unless=(ContainerGone, _Started),
             )
+        except _Started:
+            return None
         except ContainerGone:
             return Done(Action.PREVENT, Outcome.ALREADY_GONE)
         except EngineError as exc:
             return Done(Action.PREVENT, f"{Outcome.FAILED}: {exc}")
         return Done(Action.PREVENT, Outcome.PREVENTED)
+
+    def _remove_once(self, cid: str) -> None:
+        try:
+            self.host.remove(cid, force=False)
+        except EngineError as exc:
+            if "cannot remove a" in str(exc):  # "You cannot remove a running (paused, restarting) container"
+                raise _Started(str(exc)) from None
+            raise
+
+
+class _Started(EngineError):
+    """The container started before it could be removed."""
 
 
 def _not_running(exc: EngineError) -> bool:

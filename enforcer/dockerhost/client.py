@@ -127,11 +127,12 @@ class DockerHost:
         with translated(f"stop {cid[:12]}"):
             self._api.stop(cid, timeout=timeout_s)
 
-    def remove(self, cid: str) -> None:
+    def remove(self, cid: str, force: bool = True) -> None:
+        """Remove a container; without force the engine refuses a running one (an EngineError)."""
         if self._fast is not None:
-            return self._fast.remove(cid)
+            return self._fast.remove(cid, force)
         with translated(f"remove {cid[:12]}"):
-            self._api.remove_container(cid, force=True)
+            self._api.remove_container(cid, force=force)
 
     def set_restart_policy(self, cid: str, policy: str = "no") -> None:
         with translated(f"update {cid[:12]}"):

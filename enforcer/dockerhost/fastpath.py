@@ -91,8 +91,9 @@ class FastPath:
     def kill(self, cid: str) -> None:
         self.request("POST", f"/containers/{quote(cid)}/kill", f"kill {cid[:12]}")
 
-    def remove(self, cid: str) -> None:
-        self.request("DELETE", f"/containers/{quote(cid)}?force=1&v=0", f"remove {cid[:12]}")
+    def remove(self, cid: str, force: bool = True) -> None:
+        flag = 1 if force else 0
+        self.request("DELETE", f"/containers/{quote(cid)}?force={flag}&v=0", f"remove {cid[:12]}")
 
 
 def _result(status: int, body: bytes, what: str) -> Any:
