@@ -1,0 +1,260 @@
+"""Issue 8, the create path's decisions, against a scripted engine: the orderings a real race rarely shows.
+
+The pipeline, gatherer and actuator are the real ones; only the engine is a fake that answers inspect from a
+dict of containers and refuses, as dockerd does, to remove a running container without force.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from enforcer.act.actions import Actuator
+from enforcer.act.triggers import TriggerRunner
+from enforcer.dockerhost.errors import ContainerGone, EngineError
+from enforcer.facts.gather import FactGatherer, GatherOptions
+from enforcer.judge.policy import Policy
+from enforcer.judge.rules import Rule
+from enforcer.judge.whitelist import Whitelist
+from enforcer.pipeline import Pipeline
+from enforcer.record.model import Finding
+from enforcer.report.metrics import Metrics
+from enforcer.settings import Mode, Settings
+from enforcer.status import Status
+
+BAD = "b" * 64
+NEVER_STARTED = "0001-01-01T00:00:00Z"
+
+
+class ScriptedEngine:
+    """Containers as inspect shows them; every call is noted as (call, id)."""
+
+    def __init__(self) -> None:
+        self.containers: dict[str, dict[str, Any]] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.start_on_remove: set[str] = set()  # these start just before the removal arrives
+
+    def add(self, cid: str, name: str, status: str = "created", started_at: str = NEVER_STARTED) -> None:
+        self.containers[cid] = {
+            "Id": cid,
+            "Name": "/" + name,
+            "Image": "sha256:" + "1" * 64,
+            "Created": "2024-05-01T12:00:00.000000001Z",
+            "State": {"Status": status, "Running": status == "running", "StartedAt": started_at},
+            "Config": {"Image": "busybox", "Labels": {}, "Env": ["TOKEN=secret"]},
+            "HostConfig": {"RestartPolicy": {"Name": "no"}},
+            "Mounts": [],
+        }
+
+    def start(self, cid: str, started_at: str = "2024-05-01T12:00:01.5Z") -> None:
+        self.containers[cid]["State"] = {"Status": "running", "Running": True, "StartedAt": started_at}
+
+    def _get(self, call: str, cid: str) -> dict[str, Any]:
+        self.calls.append((call, cid))
+        if cid not in self.containers:
+            raise ContainerGone(f"{call} {cid[:12]}: No such container")
+        return self.containers[cid]
+
+    def inspect(self, cid: str) -> dict[str, Any]:
+        return self._get("inspect", cid)
+
+    def remove(self, cid: str, force: bool = True) -> None:
+        if cid in self.start_on_remove:
+            self.start(cid)
+        state = self._get("remove", cid)["State"]
+        if state["Running"] and not force:
+            raise EngineError(f"remove {cid[:12]}: You cannot remove a running container {cid}.")
+        del self.containers[cid]
+
+    def kill(self, cid: str) -> None:
+        self._get("kill", cid)["State"] = {"Status": "exited", "Running": False, "StartedAt": "x"}
+
+    def stats(self, cid: str) -> dict[str, Any]:
+        self._get("stats", cid)
+        return {"memory_stats": {"usage": 1}}
+
+    def list_running(self) -> list[dict[str, Any]]:
+        self.calls.append(("list", ""))
+        return [{"Id": c["Id"]} for c in self.containers.values() if c["State"]["Running"]]
+
+    def image_tags(self, image_id: str) -> list[str]:
+        return ["busybox:latest"]
+
+    def count(self, call: str, cid: str = BAD) -> int:
+        return self.calls.count((call, cid))
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.findings: list[Finding] = []
+
+    def record(self, finding: Finding) -> None:
+        self.findings.append(finding)
+
+    def actions(self) -> list[tuple[str, str, str]]:
+        return [(f.action, f.outcome, f.source) for f in self.findings]
+
+
+STATIC = Rule("no bad names", lambda c: c.name.startswith("bad"), prevent=True)
+METRICS = Rule("no memory", lambda c: c.name.startswith("bad") and "memory_stats" in c.metrics, prevent=True)
+POSITION = Rule("third or later", lambda c: c.name.startswith("bad") and c.position >= 2)
+
+
+class Harness:
+    def __init__(self, rules: tuple[Rule, ...], settings: Settings) -> None:
+        self.engine = ScriptedEngine()
+        self.recorder = Recorder()
+        self.metrics = Metrics(str(settings.mode))
+        self.triggers = TriggerRunner(on_error=lambda name: None)
+        self.gatherer = FactGatherer(self.engine, GatherOptions())  # type: ignore[arg-type]
+        policy = Policy(rules, Whitelist(), ())
+        self.pipeline = Pipeline(
+            settings,
+            Status(settings, policy),
+            self.gatherer,
+            Actuator(self.engine),  # type: ignore[arg-type]
+            self.recorder,
+            self.triggers,
+            self.metrics,
+        )
+
+    def counter(self, name: str) -> float:
+        value = self.metrics.registry.get_sample_value(f"docker_enforcer_{name}_total")
+        return value or 0.0
+
+    def start_check(self, cid: str = BAD) -> None:
+        self.pipeline.check(cid, "event", event_time=None, fresh=False)
+
+    def close(self) -> None:
+        self.triggers.close(wait=True)
+        self.gatherer.close()
+
+
+@pytest.fixture
+def make() -> Iterator[Any]:
+    made: list[Harness] = []
+
+    def factory(*rules: Rule, **settings: Any) -> Harness:
+        harness = Harness(rules or (STATIC,), Settings(**{"mode": Mode.KILL, **settings}))
+        made.append(harness)
+        return harness
+
+    yield factory
+    for harness in made:
+        harness.close()
+
+
+def test_a_created_violator_is_removed_and_recorded_as_prevented(make: Any) -> None:
+    h = make()
+    h.engine.add(BAD, "bad-1")
+    h.pipeline.check_created(BAD)
+
+    assert BAD not in h.engine.containers
+    assert h.recorder.actions() == [("prevent", "prevented", "create")]
+    assert (h.counter("preventions"), h.counter("prevention_race_lost")) == (1.0, 0.0)
+    h.start_check()  # the start event of a prevented container never comes; if it did: nothing to do
+    assert len(h.recorder.findings) == 1
+
+
+def test_without_prevention_the_start_path_kills_on_the_create_verdict_without_inspecting_again(
+    make: Any,
+) -> None:
+    h = make(Rule("no bad names", lambda c: c.name.startswith("bad")))
+    h.engine.add(BAD, "bad-1")
+    h.pipeline.check_created(BAD)
+    assert h.recorder.findings == [] and BAD in h.engine.containers
+
+    h.engine.start(BAD)
+    h.start_check()
+    assert h.engine.count("inspect") == 1  # the create check's only
+    assert h.engine.count("kill") == 1
+    assert h.recorder.actions() == [("kill", "stopped", "event")]
+    assert (h.counter("preventions"), h.counter("prevention_race_lost")) == (0.0, 0.0)
+
+
+def test_a_container_that_starts_just_before_its_removal_is_not_recorded_as_prevented(make: Any) -> None:
+    """The engine refuses the (unforced) removal: the start path kills it on the kept verdict; a race lost."""
+    h = make()
+    h.engine.add(BAD, "bad-1")
+    h.engine.start_on_remove.add(BAD)
+    h.pipeline.check_created(BAD)
+
+    assert h.recorder.findings == []
+    assert h.engine.count("remove") == 1  # refused: not retried
+    h.start_check()
+    assert h.engine.count("inspect") == 1
+    assert h.recorder.actions() == [("kill", "stopped", "event")]
+    assert (h.counter("preventions"), h.counter("prevention_race_lost")) == (0.0, 1.0)
+
+
+@pytest.mark.parametrize("status", ["running", "exited"])
+def test_a_container_started_before_the_create_check_is_left_to_the_start_path(
+    make: Any, status: str
+) -> None:
+    """Its start event was handled first (a race lost, counted there): the late create check removes nothing."""
+    h = make()
+    h.engine.add(BAD, "bad-1")
+    h.engine.start(BAD)
+    h.start_check()
+    assert h.recorder.actions() == [("kill", "stopped", "event")]
+    assert h.counter("prevention_race_lost") == 1.0
+    if status == "running":
+        h.engine.start(BAD)  # started again by someone meanwhile
+
+    h.pipeline.check_created(BAD)
+    assert h.engine.count("remove") == 0 and BAD in h.engine.containers
+    assert h.recorder.actions() == [("kill", "stopped", "event")]
+    assert (h.counter("preventions"), h.counter("prevention_race_lost")) == (0.0, 1.0)
+
+
+def test_a_metrics_rule_is_judged_at_start_and_its_kill_is_no_race_lost(make: Any) -> None:
+    h = make(METRICS)
+    h.engine.add(BAD, "bad-1")
+    h.pipeline.check_created(BAD)
+    assert h.recorder.findings == [] and BAD in h.engine.containers
+    assert h.counter("rule_errors") == 0.0
+
+    h.engine.start(BAD)
+    h.start_check()
+    assert h.engine.count("stats") == 1
+    assert h.recorder.actions() == [("kill", "stopped", "event")]
+    assert (h.counter("preventions"), h.counter("prevention_race_lost")) == (0.0, 0.0)
+
+
+def test_the_create_check_leaves_the_params_cache_to_the_running_container(make: Any) -> None:
+    """`position` orders running containers by State.StartedAt: create-time params would put a new one first."""
+    h = make(POSITION)
+    for n, started in enumerate(("2024-05-01T12:00:00.1Z", "2024-05-01T12:00:00.2Z")):
+        cid = str(n) * 64
+        h.engine.add(cid, f"good-{n}")
+        h.pipeline.check_created(cid)
+        h.engine.start(cid, started)
+        h.start_check(cid)
+    h.engine.add(BAD, "bad-1")
+    h.pipeline.check_created(BAD)
+    assert h.gatherer.cached_count() == 0
+
+    h.engine.start(BAD, "2024-05-01T12:00:00.3Z")
+    h.start_check()
+    assert h.recorder.actions() == [("kill", "stopped", "event")]
+
+
+def test_update_and_rename_checks_count_no_race_lost(make: Any) -> None:
+    h = make()
+    h.engine.add(BAD, "good-then-bad", status="running")
+    h.engine.containers[BAD]["Name"] = "/bad-renamed"
+    h.pipeline.check(BAD, "event", None, fresh=True)  # as for a rename event
+    assert h.recorder.actions() == [("kill", "stopped", "event")]
+    assert h.counter("prevention_race_lost") == 0.0
+
+
+def test_warn_records_would_prevent_and_removes_nothing(make: Any) -> None:
+    h = make(mode=Mode.WARN, prevent_on_create=True)
+    h.engine.add(BAD, "bad-1")
+    h.pipeline.check_created(BAD)
+    assert h.engine.count("remove") == 0
+    assert h.recorder.actions() == [("would prevent", "recorded", "create")]
+    (finding,) = h.recorder.findings
+    assert finding.config is not None and "secret" not in repr(finding.config)
