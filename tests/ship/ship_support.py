@@ -122,12 +122,18 @@ def ensure_base_image(engine: Engine) -> str:
     return BASE_TAG
 
 
-def build_image(engine: Engine, base: str, tag: str = IMAGE_TAG) -> subprocess.CompletedProcess[str]:
-    """Run scripts/build-image against the engine, as a user would (DOCKER_HOST names the engine)."""
+def cli_env(engine: Engine, **extra: str) -> dict[str, str]:
+    """The environment for a docker CLI (or a script calling it) that must reach this engine only."""
     env = {k: v for k, v in os.environ.items() if k not in HOST_DOCKER_VARS}
     env.update(
-        DOCKER_HOST=engine.url, DOCKER_CONFIG=str(engine.base_dir / "cli-config"), PYTHON=sys.executable
+        DOCKER_HOST=engine.url, DOCKER_CONFIG=str(engine.base_dir / "cli-config"), DOCKER_CLI_HINTS="false"
     )
+    return {**env, **extra}
+
+
+def build_image(engine: Engine, base: str, tag: str = IMAGE_TAG) -> subprocess.CompletedProcess[str]:
+    """Run scripts/build-image against the engine, as a user would (DOCKER_HOST names the engine)."""
+    env = cli_env(engine, PYTHON=sys.executable)
     return subprocess.run(
         [str(REPO / "scripts" / "build-image"), "--base", base, "--tag", tag],
         capture_output=True,
