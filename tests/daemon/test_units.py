@@ -78,11 +78,6 @@ def test_no_own_container_id_outside_a_container(
     assert own_container_id(fake_proc(tmp_path, mountinfo, cgroup)) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: own_container_id matches any /containers/<id> mount, and on the host the /dev/shm mount of "
-    "an IPC-shareable container is one: the daemon would then never judge that container",
-)
 def test_a_containers_shm_mount_on_the_host_is_not_the_own_container(tmp_path: Path) -> None:
     assert own_container_id(fake_proc(tmp_path, HOST_MOUNTINFO, CGROUP_HOST)) is None
 
