@@ -85,6 +85,7 @@ class Pipeline:
         self._locks = KeyedLocks()
         self._pending: OrderedDict[str, tuple[str, Verdict]] = OrderedDict()
         self._pending_lock = threading.Lock()
+        self._errors_seen: OrderedDict[tuple[str, str, str], None] = OrderedDict()
 
     # -- entry points ----------------------------------------------------------------------------------
     def check(
@@ -139,9 +140,21 @@ class Pipeline:
         verdict = judge(container, policy.rules, policy.whitelist, self.options)
         for error in verdict.errors:
             self.metrics.rule_errors.labels(rule=error.rule).inc()
-            log.warning("rule error: %s on container %s (%s)", error.rule, container.name, container.short_id)
-            log.debug("rule error detail: %s", error)
+            # Once at WARNING per rule, container and rules version; every sweep repeats it at DEBUG only.
+            level = logging.WARNING if self._first_error(error.rule, container.cid, policy) else logging.DEBUG
+            log.log(level, "rule error: %r on container %s (%s): %s", error.rule, container.name,
+                    container.short_id, error.error)  # fmt: skip
         return verdict
+
+    def _first_error(self, rule: str, cid: str, policy: Policy) -> bool:
+        key = (rule, cid, policy.version)
+        with self._pending_lock:
+            if key in self._errors_seen:
+                return False
+            self._errors_seen[key] = None
+            while len(self._errors_seen) > PENDING_LIMIT:
+                self._errors_seen.popitem(last=False)
+            return True
 
     def _prevents(self, rule_prevent: bool) -> bool:
         return self.settings.prevent_on_create or rule_prevent
