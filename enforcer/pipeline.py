@@ -142,7 +142,7 @@ class Pipeline:
             self.metrics.rule_errors.labels(rule=error.rule).inc()
             # Once at WARNING per rule, container and rules version; every sweep repeats it at DEBUG only.
             level = logging.WARNING if self._first_error(error.rule, container.cid, policy) else logging.DEBUG
-            log.log(level, "rule error: %r on container %s (%s): %s", error.rule, container.name,
+            log.log(level, "rule error: %s on container %s (%s): %s", error.rule, container.name,
                     container.short_id, error.error)  # fmt: skip
         return verdict
 
