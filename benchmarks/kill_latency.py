@@ -25,6 +25,7 @@ import contextlib
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -345,7 +346,12 @@ def main() -> int:
                     contender.stop()
         disturbed = clean_disturbed(bench, clean)
         report(args, seq, burst, left, disturbed, enforcer)
-        return 0 if goals_met(args, seq, burst, left, disturbed) else 1
+        met = goals_met(args, seq, burst, left, disturbed)
+        if met:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"docker-enforcer's logs are kept in {workdir}")
+        return 0 if met else 1
     finally:
         for contender in contenders:
             proc = getattr(contender, "proc", None)
