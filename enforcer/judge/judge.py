@@ -6,6 +6,7 @@ violated, passed, whitelisted, errored or deferred.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from enforcer.judge.verdict import RuleError, Verdict
 from enforcer.judge.whitelist import Whitelist
 
 OWN_CONTAINER = "docker-enforcer's own container"
+_PIECES = re.compile(r"[\s=,;:&|'\"]+")
 
 
 @dataclass(frozen=True)
@@ -66,13 +68,14 @@ def redact(message: str, container: Container) -> str:
 
 
 def _secrets(container: Container) -> set[str]:
+    """Env entries and values, command-line words, and the pieces of both (an error may quote a part)."""
     config = container.params.get("Config") or {}
-    found: set[str] = set()
+    whole: set[str] = set()
     for item in config.get("Env") or ():
-        found.add(str(item))
-        _, _, value = str(item).partition("=")
-        found.add(value)
+        whole.add(str(item))
+        whole.add(str(item).partition("=")[2])
     for key in ("Cmd", "Entrypoint"):
-        found.update(str(word) for word in (config.get(key) or ()))
-    found.update(str(word) for word in (container.params.get("Args") or ()))
-    return {secret for secret in found if len(secret) >= 3}
+        whole.update(str(word) for word in (config.get(key) or ()))
+    whole.update(str(word) for word in (container.params.get("Args") or ()))
+    pieces = {piece for text in whole for piece in _PIECES.split(text)}
+    return {secret for secret in whole if len(secret) >= 3} | {p for p in pieces if len(p) >= 4}
