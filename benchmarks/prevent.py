@@ -5,8 +5,9 @@ Docker CLI (`docker run -d`, which creates and then starts) whose first command 
 bind mount: a marker means the container ran. Two contenders, each a process of its own, one at a time, in
 ABBA order (each once early and once late, so that drift in the engine's state weighs on both):
 
-- the bare loop (reference): raw event stream -> inspect -> remove (forced), 8 worker threads with one
-  kept-alive HTTP connection each, no judging beyond one label, the same GIL switch interval as the daemon;
+- the bare loop (reference): raw event stream -> inspect -> remove (forced), 8 worker threads (or
+  --reference-workers; the daemon has 32) with one kept-alive HTTP connection each, no judging beyond one
+  label, the same GIL switch interval as the daemon;
 - docker-enforcer: `docker-enforcer run` with MODE=KILL, RUN_START_EVENTS=True, PREVENT_ON_CREATE=True.
 
 Scenarios per contender and round: violators started one after another; a burst started 8 at a time. After
@@ -18,7 +19,7 @@ each counted in prevention_race_lost_total; every violator counted once, as prev
 none recorded as prevented ran; no clean container is ever removed, stopped or restarted; a clean
 `docker run -d` p50 within 10 % of the same without a contender. The exit status is 1 when a goal is missed.
 
-    python benchmarks/prevent.py [--quick]
+    python benchmarks/prevent.py [--quick] [--reference-workers 8]
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ class UnixHTTP(http.client.HTTPConnection):
         self.sock.connect(self.unix_path)
 
 
-def reference_loop(sock_path: str) -> int:
-    """Create event -> inspect -> remove if labelled, on 8 workers; prints "ready" once the stream is open."""
+def reference_loop(sock_path: str, workers: int) -> int:
+    """Create event -> inspect -> remove if labelled, on `workers` threads; prints "ready" once the stream is open."""
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     local = threading.local()
 
@@ -84,7 +85,7 @@ def reference_loop(sock_path: str) -> int:
             conn.request("DELETE", f"/{API_VERSION}/containers/{cid}?force=1")
             conn.getresponse().read()
 
-    pool = ThreadPoolExecutor(8)
+    pool = ThreadPoolExecutor(workers)
     stream = UnixHTTP(sock_path)
     filters = quote(json.dumps({"type": ["container"], "event": ["create"]}))
     stream.request("GET", f"/{API_VERSION}/events?filters={filters}")
@@ -119,12 +120,20 @@ class Contender:
 class BareLoop(Contender):
     name = "bare loop"
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, workers: int) -> None:
         self.engine = engine
+        self.workers = workers
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--reference", str(self.engine.socket)],
+            [
+                sys.executable,
+                __file__,
+                "--reference",
+                str(self.engine.socket),
+                "--reference-workers",
+                str(self.workers),
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -301,6 +310,7 @@ def report(
     disturbed: list[str],
 ) -> dict[str, bool]:
     print(f"\n{args.background} clean containers running; a violator 'ran' when its marker file exists")
+    print(f"bare loop: {args.reference_workers} worker threads; docker-enforcer: 32")
     print(f"{'':18}{'one after another':>28}{'burst (8 at a time)':>30}{'left running':>14}")
     for name in seq:
         s, b = seq[name], burst[name]
@@ -343,15 +353,16 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="fewer containers (for a smoke run)")
+    parser.add_argument("--reference-workers", type=int, default=8, help="the bare loop's worker threads")
     parser.add_argument("--reference", metavar="SOCKET", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.reference:
-        return reference_loop(args.reference)
+        return reference_loop(args.reference, args.reference_workers)
     missing = ensure_prerequisites()
     if missing:
         print("cannot start an isolated engine; missing: " + "; ".join(missing), file=sys.stderr)
         return 2
-    args.background, sequential, burst_size, clean_count = (20, 6, 16, 5) if args.quick else (100, 10, 40, 10)
+    args.background, sequential, burst_size, clean_count = (20, 6, 16, 5) if args.quick else (100, 10, 40, 20)
 
     work = Path(tempfile.mkdtemp(prefix="de-prevent-"))
     work.chmod(0o755)
@@ -367,7 +378,7 @@ def main() -> int:
                 lambda i: clean_runs(engine, f"background-{i}", 1, marks, clean), range(args.background)
             )
             list(times)
-        bare, enforcer = BareLoop(engine), Enforcer(engine, work)
+        bare, enforcer = BareLoop(engine, args.reference_workers), Enforcer(engine, work)
         contenders = [bare, enforcer]
         seq = {c.name: Outcome() for c in contenders}
         burst = {c.name: Outcome() for c in contenders}
