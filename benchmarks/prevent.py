@@ -11,7 +11,9 @@ ABBA order (each once early and once late, so that drift in the engine's state w
 - docker-enforcer: `docker-enforcer run` with MODE=KILL, RUN_START_EVENTS=True, PREVENT_ON_CREATE=True.
 
 Scenarios per contender and round: violators started one after another; a burst started 8 at a time. After
-each, it times a clean container's `docker run -d` with the contender running, and again once it stopped.
+each, it times a clean container's `docker run -d` with the contender running; that is compared with the
+blocks timed without any contender just before it started and just after it stopped (the machine's load
+drifts: a block from minutes earlier is no fair baseline).
 
 Goals for docker-enforcer: none of the violators started one after another runs; in the burst at least as
 many prevented as the bare loop; every violator that ran is stopped by the start path (none left running,
@@ -306,7 +308,7 @@ def report(
     args: argparse.Namespace,
     seq: dict[str, Outcome],
     burst: dict[str, Outcome],
-    clean: dict[str, list[float]],
+    clean: dict[str, tuple[list[float], list[float]]],
     disturbed: list[str],
 ) -> dict[str, bool]:
     print(f"\n{args.background} clean containers running; a violator 'ran' when its marker file exists")
@@ -325,13 +327,15 @@ def report(
         f"docker-enforcer's own count: {ours.prevented_by_count:.0f} prevented, {ours.race_lost:.0f} race(s) lost"
         f" (stopped by the start path); recorded as prevented yet ran: {ours.prevented_but_ran or 'none'}"
     )
-    none_p50, enforcer_p50 = p50_ms(clean["no contender"]), p50_ms(clean["docker-enforcer"])
-    ratio = enforcer_p50 / none_p50
-    print(
-        "\nclean `docker run -d` p50: "
-        + ", ".join(f"{k} {p50_ms(v):.1f} ms (n={len(v)})" for k, v in clean.items())
-    )
-    print(f"ratio docker-enforcer / no contender: {ratio:.3f} (goal <= {CLEAN_RATIO_GOAL})")
+    print("\nclean `docker run -d` p50, with the contender / without (the blocks just before and after it):")
+    ratios = {}
+    for name, (with_it, without) in clean.items():
+        ratios[name] = p50_ms(with_it) / p50_ms(without)
+        print(
+            f"{name:18}{p50_ms(with_it):8.1f} ms (n={len(with_it)}) / {p50_ms(without):6.1f} ms (n={len(without)})"
+            f"   ratio {ratios[name]:.3f}"
+        )
+    ratio = ratios["docker-enforcer"]
     print(f"clean containers removed, stopped or restarted: {disturbed or 'none'}")
     return {
         "one after another: none runs": seq["docker-enforcer"].ran == 0,
@@ -382,8 +386,8 @@ def main() -> int:
         contenders = [bare, enforcer]
         seq = {c.name: Outcome() for c in contenders}
         burst = {c.name: Outcome() for c in contenders}
-        timed: dict[str, list[float]] = {"no contender": [], bare.name: [], enforcer.name: []}
-        timed["no contender"] += clean_runs(engine, "clean-none-start", clean_count, marks, clean)
+        timed: dict[str, tuple[list[float], list[float]]] = {c.name: ([], []) for c in contenders}
+        without = clean_runs(engine, "clean-none-start", clean_count, marks, clean)
         for round_no, order in enumerate(([bare, enforcer], [enforcer, bare])):
             for contender in order:
                 label = f"{contender.name[:4]}{round_no}"
@@ -393,10 +397,15 @@ def main() -> int:
                     burst[contender.name].add(
                         scenario(engine, contender, f"{label}-burst", burst_size, 8, marks)
                     )
-                    timed[contender.name] += clean_runs(engine, f"clean-{label}", clean_count, marks, clean)
+                    with_it = clean_runs(engine, f"clean-{label}", clean_count, marks, clean)
                 finally:
                     contender.stop()
-                timed["no contender"] += clean_runs(engine, f"clean-none-{label}", clean_count, marks, clean)
+                before, without = (
+                    without,
+                    clean_runs(engine, f"clean-none-{label}", clean_count, marks, clean),
+                )
+                timed[contender.name][0].extend(with_it)
+                timed[contender.name][1].extend(before + without)
         checks = report(args, seq, burst, timed, clean_disturbed(engine, clean))
         print()
         for check, ok in checks.items():
