@@ -10,9 +10,11 @@ Endpoints (GET only; JSON unless the client lists text/html in Accept, then the 
   `violated_rule` (the first rule of the latest finding), `owner`, `source`, `count`, `last_timestamp`
   (ISO 8601, UTC, no offset, as the original), then `first_timestamp`, `mode`, `action`, `outcome`,
   `rule_errors`. Options: `show_all_violated_rules=1` (violated_rule becomes the list of the latest finding's
-  rules), `show_image_and_labels=1` (adds `image` and `labels`), `limit=N`, `since=T` (last detected at or
-  after T), `before=T` (strictly before T: pass the last item's last_timestamp for the next page); T is ISO
-  8601, UTC unless it has an offset. `/recent` keeps the containers detected since the last sweep began.
+  rules), `show_image_and_labels=1` (adds `image` and `labels`, and `config` for a container prevented at
+  create: its image, name, labels, host config and mounts, never env values or command line), `limit=N`,
+  `since=T` (last detected at or after T), `before=T` (strictly before T: pass the last item's last_timestamp
+  for the next page); T is ISO 8601, UTC unless it has an offset. `/recent` keeps the containers detected
+  since the last sweep began.
 - `/rules`, `/triggers`: the file's text as a JSON string, exactly as the original. With `structured=1`:
   `{"path", "sha256", "version", "text", "rules": [{"name", "severity", "mode", "effective_mode", ...}]}`
   (`"triggers": [{"name"}]` for /triggers).
@@ -238,6 +240,8 @@ def detection_json(detection: Detection, query: Query) -> dict[str, Any]:
     if query.show_image_and_labels:
         item["image"] = detection.image
         item["labels"] = dict(detection.labels)
+        if detection.config is not None:
+            item["config"] = detection.config
     return item
 
 
