@@ -10,6 +10,7 @@ import json
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import docker.errors
 import pytest
@@ -53,6 +54,20 @@ def metric(enforcer: Enforcer, name: str) -> float:
     """The value of an unlabelled sample of /metrics; 0 when it is not there."""
     match = re.search(rf"^{re.escape(name)} (\S+)$", enforcer.get_text("/metrics"), re.MULTILINE)
     return float(match.group(1)) if match else 0.0
+
+
+def assert_safe_config(config: dict[str, Any], data: Path) -> None:
+    """The configuration recorded for a prevented container: what an owner investigates, no env or command."""
+    assert set(config) == {"Name", "Image", "Created", "Config", "HostConfig", "Mounts"}
+    assert config["Name"] == "bad-recorded"
+    assert config["Config"]["Image"] == "busybox"
+    assert config["Config"]["Labels"] == {"team": "red"}
+    assert "Env" not in config["Config"] and "Cmd" not in config["Config"]
+    assert config["HostConfig"]["Memory"] == 64 * 1024 * 1024
+    assert config["HostConfig"]["Binds"] == [f"{data}:/data:ro"]
+    assert [(m["Source"], m["Destination"], m["RW"]) for m in config["Mounts"]] == [
+        (str(data), "/data", False)
+    ]
 
 
 def summary(record: dict[str, object]) -> tuple[object, ...]:
@@ -257,6 +272,7 @@ def test_a_prevented_container_is_recorded_with_its_configuration_and_no_secret(
         "create",
     )
     assert (detection["image"], detection["labels"]) == ("busybox", {"team": "red"})
+    assert_safe_config(detection["config"], data)
     assert ENV_SECRET not in raw and CMD_SECRET not in raw
     assert ENV_SECRET not in enforcer.log_text() and CMD_SECRET not in enforcer.log_text()
     assert enforcer.stop() == 0
@@ -268,18 +284,7 @@ def test_a_prevented_container_is_recorded_with_its_configuration_and_no_secret(
     finally:
         store.close()
     assert (stored.action, stored.outcome, stored.source) == ("prevent", "prevented", "create")
-    config = stored.config
-    assert config is not None
-    assert set(config) == {"Name", "Image", "Created", "Config", "HostConfig", "Mounts"}
-    assert config["Name"] == "bad-recorded"
-    assert config["Config"]["Image"] == "busybox"
-    assert config["Config"]["Labels"] == {"team": "red"}
-    assert "Env" not in config["Config"] and "Cmd" not in config["Config"]
-    assert config["HostConfig"]["Memory"] == 64 * 1024 * 1024
-    assert config["HostConfig"]["Binds"] == [f"{data}:/data:ro"]
-    assert [(m["Source"], m["Destination"], m["RW"]) for m in config["Mounts"]] == [
-        (str(data), "/data", False)
-    ]
+    assert stored.config == detection["config"]
     for path in state.parent.iterdir():  # the database, its WAL and shared memory: no secret anywhere
         content = path.read_bytes()
         assert ENV_SECRET.encode() not in content and CMD_SECRET.encode() not in content, path
