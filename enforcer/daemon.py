@@ -134,6 +134,7 @@ class Daemon:
                     self.settings.docker_cert_path,
                 )
                 self.status.set_engine(True)
+                self.status.engine_host = _engine_name(host)
                 log.info("connected to the docker engine at %s", self.settings.docker_socket)
                 return host
             except EngineUnavailable as exc:
@@ -223,6 +224,13 @@ class Daemon:
         self.store.close()
         log.info("stopped")
         return 0
+
+
+def _engine_name(host: DockerHost) -> str | None:
+    try:
+        return str(host.info().get("Name") or "") or None
+    except EngineError:
+        return None
 
 
 def _guarded_thread(name: str, target: Callable[[], None], stop: threading.Event) -> threading.Thread:

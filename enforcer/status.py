@@ -32,6 +32,7 @@ class Status:
     started_at: datetime = field(default_factory=utcnow)
     engine_ok: bool = False
     engine_error: str | None = None
+    engine_host: str | None = None  # the engine's `docker info` Name: the Docker host's name
     events_connected: bool = False
     last_sweep: SweepTimes = field(default_factory=SweepTimes)  # the last finished sweep
     sweep_running_since: datetime | None = None

@@ -107,7 +107,12 @@ class _Views:
         self.status = status
         self.store = store
         self.metrics_registry = metrics
-        self.host = host
+        self._host = host
+
+    @property
+    def host(self) -> str:
+        """The engine's host name once known (inside a container, the local host name is the container id)."""
+        return self.status.engine_host or self._host
 
     def authorize(self) -> Response | None:
         """401 unless the request carries the API token (when one is set) or the endpoint is public."""
