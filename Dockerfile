@@ -6,7 +6,7 @@
 #   docker run -d --name docker_enforcer -p 8888:8888 \
 #     -v /rules_dir:/opt/docker_enforcer/rules:ro \
 #     -v /var/run/docker.sock:/var/run/docker.sock \
-#     -v docker-enforcer-state:/opt/docker_enforcer/state \
+#     -v docker-enforcer-state:/var/lib/docker-enforcer \
 #     --read-only --tmpfs /tmp --restart unless-stopped docker-enforcer
 #
 # The original's line (`--privileged -v /var/run:/var/run`) still works; --privileged is accepted but not
@@ -44,15 +44,17 @@ COPY --from=install /opt/venv /opt/venv
 # compiled at install time, and PYTHONDONTWRITEBYTECODE keeps Python from trying to write any more.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    STATE_DB=/var/lib/docker-enforcer/detections.db
 
 # The original's layout: rules/rules.py, whitelist_rules/whitelist_rules.py and triggers/triggers.py are
-# looked up relative to this directory; empty folders mean the packaged defaults. STATE_DB defaults to
-# ./state/detections.db, on a volume. Folders are 0755: the loader refuses group- or world-writable ones.
+# looked up relative to this directory; empty folders mean the packaged defaults. Detections go to
+# STATE_DB in /var/lib/docker-enforcer, a volume. Folders are 0755: the loader refuses group- or
+# world-writable ones.
 WORKDIR /opt/docker_enforcer
-RUN mkdir -p rules whitelist_rules triggers state \
-    && chmod 0755 . rules whitelist_rules triggers state
-VOLUME ["/opt/docker_enforcer/state"]
+RUN mkdir -p rules whitelist_rules triggers /var/lib/docker-enforcer \
+    && chmod 0755 . rules whitelist_rules triggers /var/lib/docker-enforcer
+VOLUME ["/var/lib/docker-enforcer"]
 
 EXPOSE 8888
 

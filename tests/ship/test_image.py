@@ -66,7 +66,7 @@ def test_host_container_stops_violators_serves_metrics_and_spares_itself(
         "--health-interval", "1s", "--health-start-period", "20s",
         "--volume", f"{rules_dir}:/opt/docker_enforcer/rules:ro",
         "--volume", f"{clean_engine.socket}:/var/run/docker.sock:ro",  # connect() works on a read-only mount
-        "--volume", "docker-enforcer-state:/opt/docker_enforcer/state",
+        "--volume", "docker-enforcer-state:/var/lib/docker-enforcer",
         enforcer_image,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"

@@ -86,7 +86,8 @@ def test_compose_gives_each_enforcer_its_own_mode_port_state_and_rules() -> None
     host_ports = [{port.split(":")[0] for port in s["ports"]} for s in (kill, audit)]
     assert host_ports == [{"8888"}, {"8889"}]
     states = [
-        {v.split(":")[0] for v in s["volumes"] if v.endswith(f"{WORKDIR}/state")} for s in (kill, audit)
+        {v.split(":")[0] for v in s["volumes"] if v.endswith(":/var/lib/docker-enforcer")}
+        for s in (kill, audit)
     ]
     assert states == [{"kill-state"}, {"audit-state"}]
     assert set(compose()["volumes"]) == {"kill-state", "audit-state"}
