@@ -10,10 +10,10 @@ ABBA order (each once early and once late, so that drift in the engine's state w
   label, the same GIL switch interval as the daemon;
 - docker-enforcer: `docker-enforcer run` with MODE=KILL, RUN_START_EVENTS=True, PREVENT_ON_CREATE=True.
 
-Scenarios per contender and round: violators started one after another; a burst started 8 at a time. After
-each, it times a clean container's `docker run -d` with the contender running; that is compared with the
-blocks timed without any contender just before it started and just after it stopped (the machine's load
-drifts: a block from minutes earlier is no fair baseline).
+First, before any violator, a clean container's `docker run -d` is timed in blocks: without a contender,
+with the bare loop, without, with docker-enforcer, without, and so on; each contender's blocks are compared
+with the blocks just before and after them (the machine's load drifts). Then per contender and round:
+violators started one after another, and a burst started 8 at a time.
 
 Goals for docker-enforcer: none of the violators started one after another runs; in the burst at least as
 many prevented as the bare loop; every violator that ran is stopped by the start path (none left running,
@@ -277,6 +277,30 @@ def clean_runs(engine: Engine, label: str, count: int, marks: Path, clean: dict[
     return times
 
 
+def clean_latency(
+    engine: Engine, contenders: list[Contender], cycles: int, count: int, marks: Path, clean: dict[str, str]
+) -> dict[str, tuple[list[float], list[float]]]:
+    """A clean `docker run -d` timed with each contender, and without any just before and just after it.
+
+    Before any violator: after a burst the engine stays busy with its removals for a while, which would weigh
+    on whichever block came next. Per cycle: none, contender A, none, contender B, ... , none.
+    """
+    timed: dict[str, tuple[list[float], list[float]]] = {c.name: ([], []) for c in contenders}
+    without = clean_runs(engine, "clean-none-0", count, marks, clean)
+    for cycle in range(cycles):
+        for contender in contenders:
+            contender.start()
+            try:
+                with_it = clean_runs(engine, f"clean-{contender.name[:4]}{cycle}", count, marks, clean)
+            finally:
+                contender.stop()
+            before = without
+            without = clean_runs(engine, f"clean-none-{contender.name[:4]}{cycle}", count, marks, clean)
+            timed[contender.name][0].extend(with_it)
+            timed[contender.name][1].extend(before + without)
+    return timed
+
+
 def clean_disturbed(engine: Engine, clean: dict[str, str]) -> list[str]:
     """Clean containers that were removed, are not running, or ran again since they were first started."""
     out = []
@@ -366,7 +390,8 @@ def main() -> int:
     if missing:
         print("cannot start an isolated engine; missing: " + "; ".join(missing), file=sys.stderr)
         return 2
-    args.background, sequential, burst_size, clean_count = (20, 6, 16, 5) if args.quick else (100, 10, 40, 20)
+    quick, full = (20, 6, 16, 2, 5), (100, 10, 40, 3, 15)
+    args.background, sequential, burst_size, clean_cycles, clean_count = quick if args.quick else full
 
     work = Path(tempfile.mkdtemp(prefix="de-prevent-"))
     work.chmod(0o755)
@@ -386,8 +411,7 @@ def main() -> int:
         contenders = [bare, enforcer]
         seq = {c.name: Outcome() for c in contenders}
         burst = {c.name: Outcome() for c in contenders}
-        timed: dict[str, tuple[list[float], list[float]]] = {c.name: ([], []) for c in contenders}
-        without = clean_runs(engine, "clean-none-start", clean_count, marks, clean)
+        timed = clean_latency(engine, contenders, clean_cycles, clean_count, marks, clean)
         for round_no, order in enumerate(([bare, enforcer], [enforcer, bare])):
             for contender in order:
                 label = f"{contender.name[:4]}{round_no}"
@@ -397,15 +421,8 @@ def main() -> int:
                     burst[contender.name].add(
                         scenario(engine, contender, f"{label}-burst", burst_size, 8, marks)
                     )
-                    with_it = clean_runs(engine, f"clean-{label}", clean_count, marks, clean)
                 finally:
                     contender.stop()
-                before, without = (
-                    without,
-                    clean_runs(engine, f"clean-none-{label}", clean_count, marks, clean),
-                )
-                timed[contender.name][0].extend(with_it)
-                timed[contender.name][1].extend(before + without)
         checks = report(args, seq, burst, timed, clean_disturbed(engine, clean))
         print()
         for check, ok in checks.items():
