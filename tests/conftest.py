@@ -29,6 +29,7 @@ if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 
 import docker.errors  # noqa: E402
+from support.daemon import Containers, DaemonFactory  # noqa: E402
 from support.engine import (  # noqa: E402
     HOST_DOCKER_VARS,
     Engine,
@@ -111,3 +112,24 @@ def run_container(clean_engine: Engine, busybox: str) -> Iterator[RunContainer]:
             with contextlib.suppress(docker.errors.NotFound):
                 client.api.remove_container(container_id, force=True, v=True)
     client.close()
+
+
+@pytest.fixture
+def daemon(clean_engine: Engine, tmp_path: Path) -> Iterator[DaemonFactory]:
+    """A factory of `docker-enforcer run` subprocesses against the isolated engine; all stopped afterwards."""
+    tmp_path.chmod(0o755)  # the rules folder's parent; the loader checks only the file and its folder
+    factory = DaemonFactory(clean_engine, tmp_path)
+    try:
+        yield factory
+    finally:
+        factory.stop_all()
+
+
+@pytest.fixture
+def containers(clean_engine: Engine, busybox: str) -> Iterator[Containers]:
+    """Container helpers on the isolated engine; clean_engine removes every container after the test."""
+    helper = Containers(clean_engine, busybox)
+    try:
+        yield helper
+    finally:
+        helper.close()

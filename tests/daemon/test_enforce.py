@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from daemon_support import STARTED, Containers, DaemonFactory, wait_until
+from support.daemon import STARTED, Containers, DaemonFactory, wait_until
 from support.engine import Engine
 
 from enforcer.record.store import DetectionStore

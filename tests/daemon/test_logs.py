@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from daemon_support import Containers, DaemonFactory
+from support.daemon import Containers, DaemonFactory
 
 SECRET_ENV = "hunter2-xyz"
 SECRET_CMD = "hunter2-cmd"

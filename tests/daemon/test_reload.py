@@ -7,7 +7,7 @@ import signal
 import textwrap
 from pathlib import Path
 
-from daemon_support import Containers, DaemonFactory
+from support.daemon import Containers, DaemonFactory
 
 KILL_WITHIN_S = 3.0
 RELOAD_WITHIN_S = 8.0  # the files are polled every 3 s

@@ -6,7 +6,7 @@ import signal
 import time
 from pathlib import Path
 
-from daemon_support import STARTED, Containers, DaemonFactory, Enforcer, wait_until
+from support.daemon import STARTED, Containers, DaemonFactory, Enforcer, wait_until
 from support.engine import Engine
 
 KILL_WITHIN_S = 3.0

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_support import ENFORCER_VARS, REPO
+from support.daemon import ENFORCER_VARS, REPO
 from support.engine import HOST_DOCKER_VARS
 
 from enforcer.dockerhost.self_id import own_container_id

@@ -14,7 +14,7 @@ from typing import Any
 
 import docker.errors
 import pytest
-from daemon_support import Containers, DaemonFactory, Enforcer, wait_until
+from support.daemon import Containers, DaemonFactory, Enforcer, wait_until
 from support.engine import Engine
 
 from enforcer.record.store import DetectionStore

@@ -1,6 +1,6 @@
-"""Helpers for testing `docker-enforcer run` as users run it: a subprocess against the isolated engine.
+"""Helpers for tests that run `docker-enforcer run` as a subprocess (fixtures `daemon` and `containers`).
 
-Used through the fixtures of tests/daemon/conftest.py:
+Used through the fixtures of tests/conftest.py:
     daemon      function  daemon(rules=..., triggers=None, whitelist_rules=None, wait=..., **env) -> Enforcer
                           starts `python -m enforcer run` with JSON logs and returns a handle; every daemon
                           started is stopped (SIGTERM, then SIGKILL) after the test
@@ -32,6 +32,7 @@ from typing import Any
 
 import docker.errors
 import pytest
+
 from support.engine import HOST_DOCKER_VARS, Engine
 
 REPO = Path(__file__).resolve().parents[2]
