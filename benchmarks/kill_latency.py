@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
 import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,6 +45,7 @@ sys.path[:0] = [str(ROOT / "tests")]
 from docker import APIClient  # noqa: E402
 from docker.errors import NotFound  # noqa: E402
 from support.engine import Engine, ensure_busybox_image, ensure_prerequisites, start_engine  # noqa: E402
+from support.rawhttp import UnixHTTP  # noqa: E402
 
 VIOLATOR = "violator"
 RULES = 'rules = [{"name": "no violators", "rule": lambda c: c.name.startswith("violator")}]\n'
@@ -58,16 +57,6 @@ API_VERSION = "v1.41"
 
 
 # -- the reference loop, run as `kill_latency.py --reference SOCKET` ---------------------------------------
-class UnixHTTP(http.client.HTTPConnection):
-    def __init__(self, path: str) -> None:
-        super().__init__("localhost", timeout=60)
-        self.unix_path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(self.unix_path)
-
-
 def reference_loop(sock_path: str) -> int:
     """Raw event stream -> kill on a new thread per violator; prints "ready" once the stream is open."""
 

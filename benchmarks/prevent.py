@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
 import json
 import os
 import re
@@ -52,6 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from support.engine import Engine, ensure_busybox_image, ensure_prerequisites, start_engine  # noqa: E402
+from support.rawhttp import UnixHTTP  # noqa: E402
 
 RULES = """rules = [{"name": "no violators", "rule": lambda c: c.labels.get("violator") == "1"}]\n"""
 API_VERSION = "v1.41"
@@ -61,16 +61,6 @@ SWITCH_INTERVAL_S = 0.0005  # as the daemon sets it
 
 
 # -- the bare loop, run as `prevent.py --reference SOCKET` -------------------------------------------------
-class UnixHTTP(http.client.HTTPConnection):
-    def __init__(self, path: str) -> None:
-        super().__init__("localhost", timeout=30)
-        self.unix_path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(self.unix_path)
-
-
 def reference_loop(sock_path: str, workers: int) -> int:
     """Create event -> inspect -> remove if labelled, on `workers` threads; prints "ready" once the stream is open."""
     sys.setswitchinterval(SWITCH_INTERVAL_S)

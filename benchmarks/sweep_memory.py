@@ -24,11 +24,9 @@ status is 1 when a goal is missed.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from support.engine import Engine, ensure_busybox_image, ensure_prerequisites, start_engine  # noqa: E402
+from support.rawhttp import UnixHTTP  # noqa: E402
 
 SWEEP_GOAL_S = 2.0
 RSS_GOAL_MB = 100.0
@@ -84,16 +83,6 @@ class Progress:
 
 
 # -- the reference loop: `sweep_memory.py --reference SOCKET --checks N` -----------------------------------
-class UnixHTTP(http.client.HTTPConnection):
-    def __init__(self, path: str) -> None:
-        super().__init__("localhost", timeout=60)
-        self.unix_path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(self.unix_path)
-
-
 def reference_loop(sock_path: str, checks: int, every: int) -> int:
     local = threading.local()
 
