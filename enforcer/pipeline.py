@@ -83,7 +83,8 @@ class Pipeline:
             settings.stop_on_first_violation, settings.rule_errors_are_violations, own_container_id
         )
         self._locks = KeyedLocks()
-        self._pending: OrderedDict[str, tuple[str, Verdict]] = OrderedDict()
+        # cid -> (rules version, create-time verdict, whether the create check already stopped it)
+        self._pending: OrderedDict[str, tuple[str, Verdict, bool]] = OrderedDict()
         self._pending_lock = threading.Lock()
         self._errors_seen: OrderedDict[tuple[str, str, str], None] = OrderedDict()
 
@@ -94,7 +95,9 @@ class Pipeline:
         """Check one container by id (start, update and rename events). None when it vanished."""
         with self._locks.hold(cid):
             policy = self.status.policy
-            verdict, deferred = self._take_pending(cid, policy)
+            verdict, deferred, acted = self._take_pending(cid, policy)
+            if acted and source == "event" and not fresh:
+                return verdict  # the create check found it started and stopped it already
             try:
                 if verdict is None:
                     container = self.gatherer.one(cid, source, fresh=fresh)
@@ -125,8 +128,13 @@ class Pipeline:
             preventing = any(self._prevents(rule.prevent) for rule in verdict.violated)
             # A container that started before this check (its start event was handled first) is the start
             # path's: removing it now would record as prevented a container that ran.
-            if not (preventing and _not_started(params) and self._prevent(verdict, policy, event_time)):
+            if not (preventing and _not_started(params)):
                 self._keep_pending(cid, policy, verdict)
+            elif not self._prevent(verdict, policy, event_time):
+                # Its start got in first and the engine refused the removal: stop it now, as the start path
+                # would, but without waiting for the start event; that check then has nothing left to do.
+                self._conclude(verdict, policy, "event", event_time, verdict.deferred)
+                self._keep_pending(cid, policy, verdict, acted=True)
             return verdict
 
     def forget(self, cid: str) -> None:
@@ -253,23 +261,25 @@ class Pipeline:
             log.exception("could not record the detection of %s", finding.name)
 
     # -- verdicts judged at create, kept for the start event -------------------------------------------
-    def _keep_pending(self, cid: str, policy: Policy, verdict: Verdict) -> None:
+    def _keep_pending(self, cid: str, policy: Policy, verdict: Verdict, acted: bool = False) -> None:
         with self._pending_lock:
-            self._pending[cid] = (policy.version, verdict)
+            self._pending[cid] = (policy.version, verdict, acted)
             while len(self._pending) > PENDING_LIMIT:
                 self._pending.popitem(last=False)
 
-    def _take_pending(self, cid: str, policy: Policy) -> tuple[Verdict | None, tuple[str, ...]]:
-        """The create-time verdict if it still holds (same policy, no rule left for start), and the rules
-        the create check left for start (none known when it did not run first)."""
+    def _take_pending(self, cid: str, policy: Policy) -> tuple[Verdict | None, tuple[str, ...], bool]:
+        """The create-time verdict if it still holds (same policy, no rule left for start), the rules the
+        create check left for start (none known when it did not run first), and whether it acted already."""
         with self._pending_lock:
             kept = self._pending.pop(cid, None)
         if kept is None:
-            return None, ()
-        version, verdict = kept
+            return None, (), False
+        version, verdict, acted = kept
+        if acted:
+            return verdict, (), True
         if version != policy.version or verdict.deferred:
-            return None, verdict.deferred
-        return verdict, ()
+            return None, verdict.deferred, False
+        return verdict, (), False
 
 
 def _not_started(params: Any) -> bool:

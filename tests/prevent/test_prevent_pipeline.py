@@ -175,16 +175,18 @@ def test_without_prevention_the_start_path_kills_on_the_create_verdict_without_i
 
 
 def test_a_container_that_starts_just_before_its_removal_is_not_recorded_as_prevented(make: Any) -> None:
-    """The engine refuses the (unforced) removal: the start path kills it on the kept verdict; a race lost."""
+    """The engine refuses the (unforced) removal: the create check kills it at once, without waiting for the
+    start event, and records a kill at start (a race lost); the start check then does nothing more."""
     h = make()
     h.engine.add(BAD, "bad-1")
     h.engine.start_on_remove.add(BAD)
     h.pipeline.check_created(BAD)
 
-    assert h.recorder.findings == []
     assert h.engine.count("remove") == 1  # refused: not retried
+    assert h.recorder.actions() == [("kill", "stopped", "event")]
+    assert (h.counter("preventions"), h.counter("prevention_race_lost")) == (0.0, 1.0)
     h.start_check()
-    assert h.engine.count("inspect") == 1
+    assert h.engine.count("inspect") == 1 and h.engine.count("kill") == 1
     assert h.recorder.actions() == [("kill", "stopped", "event")]
     assert (h.counter("preventions"), h.counter("prevention_race_lost")) == (0.0, 1.0)
 
