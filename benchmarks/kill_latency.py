@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import shutil
 import signal
 import statistics
@@ -44,6 +43,7 @@ sys.path[:0] = [str(ROOT / "tests")]
 
 from docker import APIClient  # noqa: E402
 from docker.errors import NotFound  # noqa: E402
+from support.bench import enforcer_env  # noqa: E402
 from support.engine import Engine, ensure_busybox_image, ensure_prerequisites, start_engine  # noqa: E402
 from support.rawhttp import UnixHTTP  # noqa: E402
 
@@ -115,22 +115,7 @@ class Enforcer(Contender):
 
     def __init__(self, engine: Engine, workdir: Path) -> None:
         self.workdir = workdir
-        rules = workdir / "rules.py"
-        rules.write_text(RULES)
-        rules.chmod(0o644)
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
-        self.env.update(
-            PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
-            DOCKER_SOCKET=engine.url,
-            RULES_FILE=str(rules),
-            MODE="KILL",
-            RUN_START_EVENTS="True",
-            RUN_PERIODIC="False",
-            LOG_LEVEL="INFO",
-            LOG_FORMAT="json",
-            LISTEN_ADDRESS="127.0.0.1:0",
-            STATE_DB=str(workdir / "state" / "detections.db"),
-        )
+        self.env = enforcer_env(engine, workdir, RULES, LOG_FORMAT="json")
         self.proc: subprocess.Popen[bytes] | None = None
         self.runs = 0
         self.log_path = workdir / "enforcer-0.log"

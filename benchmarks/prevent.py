@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import re
 import shutil
 import signal
@@ -50,6 +49,7 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from support.bench import enforcer_env  # noqa: E402
 from support.engine import Engine, ensure_busybox_image, ensure_prerequisites, start_engine  # noqa: E402
 from support.rawhttp import UnixHTTP  # noqa: E402
 
@@ -139,22 +139,13 @@ class Enforcer(Contender):
 
     def __init__(self, engine: Engine, workdir: Path) -> None:
         self.workdir = workdir
-        rules = workdir / "rules.py"
-        rules.write_text(RULES)
-        rules.chmod(0o644)
         self.port = free_port()
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
-        self.env.update(
-            PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
-            DOCKER_SOCKET=engine.url,
-            RULES_FILE=str(rules),
-            MODE="KILL",
-            RUN_START_EVENTS="True",
-            RUN_PERIODIC="False",
+        self.env = enforcer_env(
+            engine,
+            workdir,
+            RULES,
             PREVENT_ON_CREATE="True",
             LISTEN_ADDRESS=f"127.0.0.1:{self.port}",
-            STATE_DB=str(workdir / "state" / "detections.db"),
-            LOG_LEVEL="INFO",
             LOG_FORMAT="json",
         )
         self.runs = 0

@@ -40,6 +40,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+import support.bench as bench  # noqa: E402
 from support.engine import Engine, ensure_busybox_image, ensure_prerequisites, start_engine  # noqa: E402
 from support.rawhttp import UnixHTTP  # noqa: E402
 
@@ -174,23 +175,8 @@ def run_contender(
 
 
 def enforcer_env(engine: Engine, workdir: Path) -> dict[str, str]:
-    rules = workdir / "rules.py"
-    rules.write_text(RULES)
-    rules.chmod(0o644)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
-    env.update(
-        PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
-        DOCKER_SOCKET=engine.url,
-        RULES_FILE=str(rules),
-        MODE="KILL",
-        RUN_START_EVENTS="True",
-        RUN_PERIODIC="True",
-        CHECK_INTERVAL_S="600",  # the benchmark calls the sweeps itself, back to back
-        LOG_LEVEL="INFO",
-        LISTEN_ADDRESS="127.0.0.1:0",
-        STATE_DB=str(workdir / "state" / "detections.db"),
-    )
-    return env
+    # The benchmark calls the sweeps itself, back to back: the scheduled ones stay far away.
+    return bench.enforcer_env(engine, workdir, RULES, RUN_PERIODIC="True", CHECK_INTERVAL_S="600")
 
 
 def main() -> int:
