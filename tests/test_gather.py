@@ -20,7 +20,6 @@ from support.engine import Engine, RunContainer
 from enforcer.audit import audit_engine
 from enforcer.dockerhost.client import DockerHost, connect
 from enforcer.dockerhost.errors import ContainerGone, EngineUnavailable
-from enforcer.dockerhost.self_id import own_container_id
 from enforcer.facts.container import FactUnavailable
 from enforcer.facts.gather import FactGatherer, GatherOptions
 from enforcer.judge.judge import JudgeOptions, judge
@@ -215,64 +214,6 @@ def test_before_start_metrics_and_position_defer_their_rules(gatherer: FactGathe
     v = judge(c, [MEMORY_USAGE, THIRD, MEMORY_LIMIT], NO_WHITELIST)
     assert v.deferred == (MEMORY_USAGE.name, THIRD.name)
     assert v.reasons == [MEMORY_LIMIT.name]
-
-
-# -- the enforcer's own container id, from /proc ------------------------------------------------------------------
-CID = "3f4e1a" + "b" * 58
-
-
-def fake_proc(tmp_path: Path, mountinfo: str | None = None, cgroup: str | None = None) -> Path:
-    proc = tmp_path / "proc-self"
-    proc.mkdir()
-    if mountinfo is not None:
-        (proc / "mountinfo").write_text(mountinfo)
-    if cgroup is not None:
-        (proc / "cgroup").write_text(cgroup)
-    return proc
-
-
-@pytest.mark.parametrize(
-    ("mountinfo", "cgroup"),
-    [
-        (
-            f"612 590 8:1 /var/lib/docker/containers/{CID}/hostname /etc/hostname rw,relatime - ext4 /dev/sda1 rw\n",
-            "0::/\n",
-        ),
-        (
-            "22 27 0:21 / /proc rw,relatime - proc proc rw\n",
-            f"12:memory:/docker/{CID}\n11:pids:/docker/{CID}\n",
-        ),
-        ("", f"0::/system.slice/docker-{CID}.scope\n"),
-        (None, f"4:cpu:/docker/{CID}\n"),
-    ],
-    ids=["mountinfo", "cgroup-v1", "systemd-scope", "no-mountinfo"],
-)
-def test_own_container_id_from_proc(tmp_path: Path, mountinfo: str | None, cgroup: str | None) -> None:
-    assert own_container_id(fake_proc(tmp_path, mountinfo, cgroup)) == CID
-
-
-@pytest.mark.parametrize(
-    ("mountinfo", "cgroup"),
-    [
-        ("22 27 0:21 / /proc rw,relatime - proc proc rw\n", "0::/user.slice/user-0.slice/session-1.scope\n"),
-        (None, None),
-        ("", "12:memory:/docker/not-an-id\n"),
-    ],
-    ids=["host", "no-files", "short-id"],
-)
-def test_no_own_container_id_outside_a_container(
-    tmp_path: Path, mountinfo: str | None, cgroup: str | None
-) -> None:
-    assert own_container_id(fake_proc(tmp_path, mountinfo, cgroup)) is None
-
-
-def test_own_container_id_inside_a_real_container(
-    tmp_path: Path, clean_engine: Engine, run_container: RunContainer
-) -> None:
-    cid = run_container("self-id")
-    mountinfo = clean_engine.docker("exec", cid, "cat", "/proc/self/mountinfo").stdout
-    cgroup = clean_engine.docker("exec", cid, "cat", "/proc/self/cgroup").stdout
-    assert own_container_id(fake_proc(tmp_path, mountinfo, cgroup)) == cid
 
 
 # -- against the isolated engine ------------------------------------------------------------------------------------
