@@ -24,7 +24,9 @@ def audit_engine(
     options: JudgeOptions,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> list[Verdict]:
-    containers = gatherer.all_running("audit", on_progress)
+    """Running containers with all their facts, then those created and never started, on their params (rules
+    that need metrics or position are left for their start, as at a create event)."""
+    containers = gatherer.all_running("audit", on_progress) + gatherer.all_created("audit")
     return [judge(container, policy.rules, policy.whitelist, options) for container in containers]
 
 
@@ -58,7 +60,13 @@ def verdict_json(verdict: Verdict) -> dict[str, Any]:
         "rule_errors": [{"rule": e.rule, "error": e.error} for e in verdict.errors],
         "whitelisted": list(verdict.whitelisted),
         "exempt": verdict.exempt,
+        "state": "created" if _never_started(c) else "running",
     }
+
+
+def _never_started(container: Container) -> bool:
+    state = container.params.get("State") or {}
+    return state.get("Status") == "created"
 
 
 def table(verdicts: list[Verdict]) -> str:
@@ -69,7 +77,7 @@ def table(verdicts: list[Verdict]) -> str:
         whitelisted = f"all ({v.exempt})" if v.exempt else ", ".join(v.whitelisted)
         rows.append(
             (
-                v.subject.name,
+                v.subject.name + (" (created)" if _never_started(v.subject) else ""),
                 v.subject.image,
                 ", ".join(v.reasons) or "-",
                 "; ".join(str(e) for e in v.errors) or "-",

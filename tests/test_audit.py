@@ -21,7 +21,7 @@ from enforcer.settings import parse_whitelist
 
 DATA = Path(__file__).resolve().parent / "data"
 ALL = DATA / "all.json"  # plain, limits, binds_labels, started in that order
-JSON_KEYS = {"id", "name", "image", "violated_rules", "rule_errors", "whitelisted", "exempt"}
+JSON_KEYS = {"id", "name", "image", "violated_rules", "rule_errors", "whitelisted", "exempt", "state"}
 
 
 def inspected(name: str) -> list[dict[str, Any]]:
@@ -147,6 +147,7 @@ def test_verdict_json_shape() -> None:
         "rule_errors": [{"rule": "broken", "error": "KeyError: 'x'"}],
         "whitelisted": ["no host binds"],
         "exempt": None,
+        "state": "running",
     }
     json.dumps(out)
 

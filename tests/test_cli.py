@@ -25,7 +25,7 @@ from enforcer.cli import main
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 ALL = DATA / "all.json"  # plain, limits, binds_labels
-JSON_KEYS = {"id", "name", "image", "violated_rules", "rule_errors", "whitelisted", "exempt"}
+JSON_KEYS = {"id", "name", "image", "violated_rules", "rule_errors", "whitelisted", "exempt", "state"}
 RULES = """
 rules = [
     {"name": "must have memory limit", "rule": lambda c: c.params["hostconfig"]["memory"] == 0,
@@ -252,6 +252,7 @@ def test_audit_from_file_json(workdir: Path, capsys: pytest.CaptureFixture[str])
         "rule_errors": [{"rule": "broken", "error": "KeyError: 'NoSuchKey'"}],
         "whitelisted": [],
         "exempt": None,
+        "state": "running",
     }
     assert by_name["limits"]["violated_rules"] == []
     assert by_name["limits"]["image"] == "busybox:latest"
@@ -427,3 +428,31 @@ def test_python_m_enforcer_audit_against_the_engine(
     assert "Traceback" not in done.stderr
     (item,) = json.loads(done.stdout)
     assert (item["id"], item["name"], item["violated_rules"]) == (cid, "via-process", [])
+
+
+def test_audit_judges_containers_created_and_never_started(
+    workdir: Path, capsys: pytest.CaptureFixture[str], clean_engine: Engine, busybox: str
+) -> None:
+    """A `docker create`d container is judged on its configuration, as at its create event: rules that need
+    metrics or position wait for its start (no rule error), and it is never started by the audit."""
+    clean_engine.docker("create", "--name", "made-not-run", busybox, "sleep", "60")
+    write(
+        workdir,
+        "rules/rules.py",
+        """\
+rules = [
+    {"name": "must have memory limit", "rule": lambda c: c.params["HostConfig"]["Memory"] == 0},
+    {"name": "no more than 0", "rule": lambda c: c.position >= 0},
+    {"name": "low memory use", "rule": lambda c: c.metrics["memory_stats"]["usage"] > 0},
+]
+""",
+    )
+    code, report = audit_engine_json(clean_engine, capsys, STOP_ON_FIRST_VIOLATION="False")
+    assert code == 1
+    [item] = report
+    assert (item["name"], item["state"]) == ("made-not-run", "created")
+    assert item["violated_rules"] == ["must have memory limit"]
+    assert item["rule_errors"] == []
+    assert running_ids(clean_engine) == set()
+    code, out, _ = run(["audit"], capsys, DOCKER_SOCKET=clean_engine.url)
+    assert "made-not-run (created)" in out

@@ -102,6 +102,11 @@ class DockerHost:
         with translated("list containers"):
             return self._api.containers(all=True)
 
+    def list_created(self) -> list[Json]:
+        """Summaries of containers created and never started (`docker create`, `compose create`)."""
+        with translated("list containers"):
+            return self._api.containers(all=True, filters={"status": "created"})
+
     def inspect(self, cid: str) -> Json:
         if self._fast is not None:
             return self._fast.inspect(cid)

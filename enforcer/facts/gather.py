@@ -211,6 +211,14 @@ class FactGatherer:
             for index, (params, metrics) in enumerate(fetched)
         ]
 
+    def all_created(self, source: str) -> list[Container]:
+        """Facts of every container created and never started: params only, as at its create event."""
+        summaries = self.host.list_created()
+        fetched = self._map(
+            lambda summary: self.params(summary["Id"], summary, fresh=True, keep=False), summaries
+        )
+        return [self.before_start(params["Id"], params, source) for params in fetched if params is not None]
+
     def _map(self, fn: Callable[[Json], Any], items: list[Json]) -> list[Any]:
         """Apply fn concurrently; a container that vanished gives None, engine trouble propagates."""
 
