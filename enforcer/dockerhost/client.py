@@ -57,6 +57,9 @@ def _probe_unix_socket(url: str, timeout_s: float) -> None:
         raise EngineUnavailable(f"connecting to {url}: {exc.strerror or exc}") from None
 
 
+_PLACEHOLDER_VERSION = "1.24"
+
+
 class DockerHost:
     """A thread-safe handle on one engine, with a connection pool sized for concurrent fan-out."""
 
@@ -70,8 +73,13 @@ class DockerHost:
                 timeout=conn.timeout_s,
                 tls=_tls(conn),
                 max_pool_size=conn.pool_size,
-                version="auto",  # asks the engine once; fails fast (EngineUnavailable) when it is down
+                version=_PLACEHOLDER_VERSION,  # negotiated below, once the session is set up
             )
+            # Not the environment's REQUESTS_CA_BUNDLE (it would replace DOCKER_CERT_PATH's ca.pem, a
+            # requests quirk), proxies or netrc: the engine connection is configured by our settings only.
+            self._api.trust_env = False
+            # Ask the engine for its API version, as version="auto" does; fails fast when it is down.
+            self._api._version = self._api._retrieve_server_version()
         tls = bool(_tls(conn))
         self._fast = (
             FastPath(conn.url, self._api.api_version, conn.timeout_s)
