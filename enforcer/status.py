@@ -53,6 +53,11 @@ class Status:
         with self._lock:
             self.sweep_running_since = when
 
+    def sweep_failed(self) -> None:
+        """A sweep that could not finish: no longer running, and the last finished one stays as it was."""
+        with self._lock:
+            self.sweep_running_since = None
+
     def sweep_finished(self, start: datetime, end: datetime) -> None:
         with self._lock:
             self.last_sweep = SweepTimes(start, end)

@@ -106,10 +106,6 @@ class DockerHost:
         with translated("list containers"):
             return self._api.containers()
 
-    def list_all(self) -> list[Json]:
-        with translated("list containers"):
-            return self._api.containers(all=True)
-
     def list_created(self) -> list[Json]:
         """Summaries of containers created and never started (`docker create`, `compose create`)."""
         with translated("list containers"):

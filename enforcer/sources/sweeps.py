@@ -68,6 +68,7 @@ class Sweeper:
             # Kills go out concurrently: one slow stop must not hold back the rest of the sweep.
             list(self._checks.map(lambda c: self.pipeline.check_container(c, source), containers))
         except EngineError as exc:
+            self.status.sweep_failed()
             self.metrics.sweep_failures.inc()
             if self.status.set_engine(False, str(exc)):
                 log.error("sweep failed, docker engine unreachable: %s", exc)
