@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -114,14 +114,26 @@ class Pipeline:
             policy = self.status.policy
             return self._conclude(self._judge(container, policy), policy, source, None)
 
-    def check_created(self, cid: str, event_time: float | None = None) -> Verdict | None:
-        """Judge a created container on its params before it starts; prevent it, or keep the verdict for start."""
+    def inspect_created(self, cid: str) -> Callable[[], dict[str, Any]]:
+        """Ask for a created container's params now (on the event reader): `check_created` takes the answer.
+
+        Prevention races the client's start request by a millisecond or two; sending the inspect before the
+        check is handed to a worker lets the engine answer while the handoff happens.
+        """
+        return self.gatherer.fresh_params_soon(cid)
+
+    def check_created(
+        self, cid: str, event_time: float | None = None, inspected: Callable[[], dict[str, Any]] | None = None
+    ) -> Verdict | None:
+        """Judge a created container on its params before it starts; prevent it, or keep the verdict for start.
+
+        `inspected` is what `inspect_created` returned for it, if it was called."""
         with self._locks.hold(cid):
             policy = self.status.policy
             try:
                 # Not kept in the params cache: the start path and sweeps need the running container's state
                 # (State.StartedAt orders containers for `position`).
-                params = self.gatherer.params(cid, fresh=True, keep=False)
+                params = inspected() if inspected else self.gatherer.params(cid, fresh=True, keep=False)
             except ContainerGone:
                 return None
             verdict = self._judge(self.gatherer.before_start(cid, params, "event"), policy)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,6 +116,12 @@ class DockerHost:
             return self._fast.inspect(cid)
         with translated(f"inspect {cid[:12]}"):
             return self._api.inspect_container(cid)
+
+    def inspect_soon(self, cid: str) -> Callable[[], Json]:
+        """Send the inspect request now; the returned function waits for its answer (call it once)."""
+        if self._fast is not None:
+            return self._fast.inspect_soon(cid)
+        return lambda: self.inspect(cid)
 
     def stats(self, cid: str) -> Json:
         """One stats sample; `one_shot` answers on the engine's next 1 s tick instead of waiting for two."""

@@ -12,6 +12,7 @@ import http.client
 import json
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -30,8 +31,18 @@ class _UnixConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
+# Requests sent ahead (`begin`) hold a connection each until their answer is read: past this many, a request
+# is sent when its answer is asked for, as usual.
+MAX_AHEAD = 64
+
+
 class FastPath:
-    """Raw engine calls over per-thread kept-alive connections; errors as in `dockerhost.errors`."""
+    """Raw engine calls over per-thread kept-alive connections; errors as in `dockerhost.errors`.
+
+    `begin` sends a request at once and leaves reading its answer to whichever thread asks for it: the event
+    reader sends a created container's inspect before handing the check to a worker, so the engine answers
+    while the handoff happens.
+    """
 
     def __init__(self, url: str, api_version: str, timeout_s: float) -> None:
         self._url = urlsplit(url)
@@ -40,31 +51,81 @@ class FastPath:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._open: set[http.client.HTTPConnection] = set()  # every thread's, so close() can reach them
+        self._spare: list[http.client.HTTPConnection] = []  # for requests sent ahead, not tied to a thread
+        self._ahead = 0
 
     @staticmethod
     def supports(url: str, tls: bool) -> bool:
         return not tls and url.startswith(("unix://", "tcp://", "http://"))
 
+    def _new_connection(self) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection
+        if self._url.scheme == "unix":
+            conn = _UnixConnection(self._url.path, self._timeout)
+        else:
+            conn = http.client.HTTPConnection(
+                self._url.hostname or "localhost", self._url.port, self._timeout
+            )
+        with self._lock:
+            self._open.add(conn)
+        return conn
+
     def _connection(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            if self._url.scheme == "unix":
-                conn = _UnixConnection(self._url.path, self._timeout)
-            else:
-                conn = http.client.HTTPConnection(
-                    self._url.hostname or "localhost", self._url.port, self._timeout
-                )
-            self._local.conn = conn
-            with self._lock:
-                self._open.add(conn)
+            conn = self._local.conn = self._new_connection()
         return conn
+
+    def _discard(self, conn: http.client.HTTPConnection) -> None:
+        conn.close()
+        with self._lock:
+            self._open.discard(conn)
 
     def close(self) -> None:
         """Close the connections of all threads (a pool's idle threads would otherwise leak them)."""
         with self._lock:
-            conns, self._open = self._open, set()
+            conns, self._open, self._spare = self._open, set(), []
         for conn in conns:
             conn.close()
+
+    def begin(self, method: str, path: str, what: str) -> Callable[[], Any]:
+        """Send a request now; the returned function waits for its answer (call it once, on any thread).
+
+        A kept-alive connection the engine closed meanwhile fails at the send or at the read: the request is
+        then made again the usual way, so only idempotent requests may be sent ahead.
+        """
+        with self._lock:
+            if self._ahead >= MAX_AHEAD:
+                return lambda: self.request(method, path, what)
+            self._ahead += 1
+            spare = self._spare.pop() if self._spare else None
+        conn = spare or self._new_connection()
+        try:
+            conn.request(method, self._prefix + path)
+            sent = True
+        except (OSError, http.client.HTTPException):
+            self._discard(conn)
+            sent = False
+
+        def answer() -> Any:
+            try:
+                if not sent:
+                    return self.request(method, path, what)
+                try:
+                    response = conn.getresponse()
+                    body = response.read()
+                except (OSError, http.client.HTTPException):
+                    self._discard(conn)
+                    return self.request(method, path, what)
+                with self._lock:
+                    if conn in self._open:  # not closed by close() meanwhile
+                        self._spare.append(conn)
+                return _result(response.status, body, what)
+            finally:
+                with self._lock:
+                    self._ahead -= 1
+
+        return answer
 
     def request(self, method: str, path: str, what: str) -> Any:
         """One call; retried once on a connection the engine closed while it sat idle."""
@@ -75,10 +136,8 @@ class FastPath:
                 response = conn.getresponse()
                 body = response.read()
             except (OSError, http.client.HTTPException) as exc:
-                conn.close()
+                self._discard(conn)
                 self._local.conn = None
-                with self._lock:
-                    self._open.discard(conn)
                 if attempt == 2:
                     raise EngineUnavailable(f"{what}: {exc}") from None
                 continue
@@ -87,6 +146,9 @@ class FastPath:
 
     def inspect(self, cid: str) -> Any:
         return self.request("GET", f"/containers/{quote(cid)}/json", f"inspect {cid[:12]}")
+
+    def inspect_soon(self, cid: str) -> Callable[[], Any]:
+        return self.begin("GET", f"/containers/{quote(cid)}/json", f"inspect {cid[:12]}")
 
     def kill(self, cid: str) -> None:
         self.request("POST", f"/containers/{quote(cid)}/kill", f"kill {cid[:12]}")

@@ -100,6 +100,12 @@ class FactGatherer:
                 self._params[cid] = params
         return params
 
+    def fresh_params_soon(self, cid: str) -> Callable[[], Json]:
+        """Fresh params, not cached, asked for now: the returned function waits for them (call it once)."""
+        if self.options.disable_params:
+            return lambda: params_from_summary({"Id": cid})
+        return self.host.inspect_soon(cid)
+
     def forget(self, cid: str) -> None:
         """Drop a container's cached params (on update, rename, die and destroy)."""
         with self._lock:

@@ -142,7 +142,7 @@ class EventWatcher:
         if action in FORGET_ON:
             self.pipeline.forget(cid)
         if action == "create":
-            self._submit(self.pipeline.check_created, cid, nano / 1e9)
+            self._submit(self.pipeline.check_created, cid, nano / 1e9, self.pipeline.inspect_created(cid))
         elif action in self.rechecked:
             self._submit(self.pipeline.check, cid, "event", nano / 1e9, action != "start")
 

@@ -33,8 +33,12 @@ class FakePipeline:
     def check(self, cid: str, source: str, event_time: float | None = None, fresh: bool = False) -> None:
         self._note("check", cid, source, fresh)
 
-    def check_created(self, cid: str, event_time: float | None = None) -> None:
-        self._note("check_created", cid)
+    def inspect_created(self, cid: str) -> Any:
+        self._note("inspect_created", cid)
+        return ("inspected", cid)
+
+    def check_created(self, cid: str, event_time: float | None = None, inspected: Any = None) -> None:
+        self._note("check_created", cid, inspected)
 
     def forget(self, cid: str) -> None:
         self._note("forget", cid)
@@ -112,9 +116,10 @@ def test_dispatch_by_action(watcher: Any) -> None:
     assert calls == [
         ("check", ("c1", "event", False)),
         ("check", ("old", "event", False)),
-        ("check_created", ("c1",)),
+        ("check_created", ("c1", ("inspected", "c1"))),  # the inspect asked for as the event came in
         ("forget", ("c2",)),
         ("forget", ("c3",)),
+        ("inspect_created", ("c1",)),
     ]
 
 

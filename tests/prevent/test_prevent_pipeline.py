@@ -6,6 +6,7 @@ dict of containers and refuses, as dockerd does, to remove a running container w
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from typing import Any
 
@@ -59,6 +60,19 @@ class ScriptedEngine:
 
     def inspect(self, cid: str) -> dict[str, Any]:
         return self._get("inspect", cid)
+
+    def inspect_soon(self, cid: str) -> Any:
+        """Like the engine: the answer reflects the container as it was when the request was sent."""
+        try:
+            answer = copy.deepcopy(self.inspect(cid))
+        except ContainerGone as exc:
+            gone = exc
+
+            def fail() -> Any:
+                raise gone
+
+            return fail
+        return lambda: answer
 
     def remove(self, cid: str, force: bool = True) -> None:
         if cid in self.start_on_remove:
@@ -156,6 +170,24 @@ def test_a_created_violator_is_removed_and_recorded_as_prevented(make: Any) -> N
     assert (h.counter("preventions"), h.counter("prevention_race_lost")) == (1.0, 0.0)
     h.start_check()  # the start event of a prevented container never comes; if it did: nothing to do
     assert len(h.recorder.findings) == 1
+
+
+def test_the_create_check_judges_the_inspect_sent_as_the_event_came_in(make: Any) -> None:
+    h = make()
+    h.engine.add(BAD, "bad-1")
+    inspected = h.pipeline.inspect_created(BAD)
+    h.pipeline.check_created(BAD, None, inspected)
+
+    assert h.engine.count("inspect") == 1  # no second inspect
+    assert BAD not in h.engine.containers
+    assert h.recorder.actions() == [("prevent", "prevented", "create")]
+
+
+def test_a_container_gone_before_the_inspect_sent_ahead_is_dropped_quietly(make: Any) -> None:
+    h = make()
+    inspected = h.pipeline.inspect_created(BAD)  # never there (or removed already)
+    assert h.pipeline.check_created(BAD, None, inspected) is None
+    assert h.recorder.findings == []
 
 
 def test_without_prevention_the_start_path_kills_on_the_create_verdict_without_inspecting_again(

@@ -1,0 +1,101 @@
+"""The lean HTTP path (inspect, kill, remove) and its requests sent ahead, against the isolated engine."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from support.engine import Engine, RunContainer
+
+from enforcer.dockerhost import fastpath
+from enforcer.dockerhost.client import connect
+from enforcer.dockerhost.errors import ContainerGone
+from enforcer.dockerhost.fastpath import FastPath
+
+
+@pytest.fixture
+def fast(clean_engine: Engine) -> Iterator[FastPath]:
+    path = FastPath(clean_engine.url, "1.41", timeout_s=30)
+    yield path
+    path.close()
+
+
+def on_another_thread(fn: Any) -> Any:
+    """What fn() returns (or raises), called on a thread of its own, as a pool worker would."""
+    out: dict[str, Any] = {}
+
+    def call() -> None:
+        try:
+            out["value"] = fn()
+        except Exception as exc:  # noqa: BLE001 - handed back to the test
+            out["error"] = exc
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    thread.join(30)
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
+def test_an_inspect_sent_ahead_is_answered_on_another_thread(
+    fast: FastPath, run_container: RunContainer
+) -> None:
+    cid = run_container("ahead")
+    answer = fast.inspect_soon(cid)
+    assert on_another_thread(answer)["Name"] == "/ahead"
+
+
+def test_a_container_gone_before_the_answer_is_read_is_container_gone(fast: FastPath) -> None:
+    answer = fast.inspect_soon("no-such-container")
+    with pytest.raises(ContainerGone, match="inspect no-such-cont"):
+        on_another_thread(answer)
+
+
+def test_connections_of_answered_requests_are_reused(fast: FastPath, run_container: RunContainer) -> None:
+    cid = run_container()
+    for _ in range(5):
+        assert fast.inspect_soon(cid)()["Id"] == cid
+    assert len(fast._open) == 1
+
+
+def test_a_spare_connection_the_engine_closed_is_replaced(
+    fast: FastPath, run_container: RunContainer
+) -> None:
+    cid = run_container()
+    fast.inspect_soon(cid)()
+    [spare] = fast._spare
+    assert spare.sock is not None
+    spare.sock.shutdown(socket.SHUT_RDWR)  # as if the engine had closed it while it sat idle
+    assert fast.inspect_soon(cid)()["Id"] == cid
+    assert spare not in fast._open
+
+
+def test_past_the_limit_a_request_is_sent_when_its_answer_is_asked_for(
+    fast: FastPath, run_container: RunContainer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fastpath, "MAX_AHEAD", 2)
+    cid = run_container()
+    answers = [fast.inspect_soon(cid) for _ in range(3)]
+    assert len(fast._open) == 2  # the third holds no connection yet
+    assert [a()["Id"] for a in answers] == [cid] * 3
+    assert fast._ahead == 0
+
+
+def test_the_docker_host_sends_ahead_through_the_lean_path_and_docker_py_alike(
+    clean_engine: Engine, run_container: RunContainer
+) -> None:
+    cid = run_container("either")
+    host = connect(clean_engine.url)
+    try:
+        lean = host._fast
+        assert lean is not None
+        assert host.inspect_soon(cid)()["Name"] == "/either"
+        host._fast = None  # as for a TLS engine
+        assert host.inspect_soon(cid)()["Name"] == "/either"
+    finally:
+        host.close()
+        lean.close()
