@@ -7,8 +7,9 @@ ABBA order (each once early and once late, so that drift in the engine's state w
 
 - the bare loop (reference): raw event stream -> inspect -> remove (forced), 8 worker threads (or
   --reference-workers; the daemon has 32) with one kept-alive HTTP connection each, no judging beyond one
-  label, the same GIL switch interval as the daemon;
-- docker-enforcer: `docker-enforcer run` with MODE=KILL, RUN_START_EVENTS=True, PREVENT_ON_CREATE=True.
+  label, the same GIL switch interval as the daemon and the same CPU priority (nice -10);
+- docker-enforcer: `docker-enforcer run` with MODE=KILL, RUN_START_EVENTS=True, PREVENT_ON_CREATE=True,
+  NICE=-10 (as deploy/ runs the KILL instance).
 
 First, before any violator, a clean container's `docker run -d` is timed in blocks: without a contender,
 with the bare loop, without, with docker-enforcer, without, and so on; each contender's blocks are compared
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import re
 import shutil
 import signal
@@ -58,12 +60,14 @@ API_VERSION = "v1.41"
 CLEAN_RATIO_GOAL = 1.10
 SETTLE_S = 2.0  # after a scenario: the start path's kills are done
 SWITCH_INTERVAL_S = 0.0005  # as the daemon sets it
+NICE = -10  # both contenders' CPU priority
 
 
 # -- the bare loop, run as `prevent.py --reference SOCKET` -------------------------------------------------
 def reference_loop(sock_path: str, workers: int) -> int:
     """Create event -> inspect -> remove if labelled, on `workers` threads; prints "ready" once the stream is open."""
     sys.setswitchinterval(SWITCH_INTERVAL_S)
+    os.setpriority(os.PRIO_PROCESS, 0, NICE)  # before the threads start: they inherit it
     local = threading.local()
 
     def handle(cid: str) -> None:
@@ -145,6 +149,7 @@ class Enforcer(Contender):
             workdir,
             RULES,
             PREVENT_ON_CREATE="True",
+            NICE=str(NICE),
             LISTEN_ADDRESS=f"127.0.0.1:{self.port}",
             LOG_FORMAT="json",
         )

@@ -37,6 +37,7 @@ from enforcer.sources.reload import PolicyReloader
 from enforcer.sources.sweeps import Sweeper, request_sweep, schedule
 from enforcer.status import Status
 from enforcer.systemd_notify import notify
+from enforcer.tuning import apply_niceness, freeze_startup_objects
 
 log = logging.getLogger("enforcer.daemon")
 HEALTH_INTERVAL_S = 5
@@ -84,6 +85,7 @@ class Daemon:
         # the default 5 ms, so the event reader and the check that acts are not held up by busy threads.
         sys.setswitchinterval(0.0005)
         s = self.settings
+        apply_niceness(s.nice)  # before any thread starts: they inherit it
         log.info(
             "docker-enforcer %s starting: mode=%s socket=%s events=%s sweeps=%s interval=%ss rules version %s",
             __version__, s.mode, s.docker_socket, s.run_start_events, s.run_periodic, s.check_interval_s,
@@ -102,6 +104,7 @@ class Daemon:
         if self.host is None:
             return self._shutdown()
         self._start_enforcing(self.host)
+        freeze_startup_objects()
         notify(s.notify_socket, "READY=1")
         self._main_loop()
         return self._shutdown()

@@ -20,6 +20,9 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 IGNORED_VARIABLES = ("LOG_AUTHZ_REQUESTS", "DEFAULT_ACTION_ALLOW")
 
 
+NICE_RANGE = (-20, 19)
+
+
 class SettingsError(ValueError):
     """A bad environment value; the message names the variable, the value and what is accepted."""
 
@@ -90,6 +93,7 @@ class Settings:
     rule_errors_are_violations: bool = False
     stop_timeout_s: int = 0
     prevent_on_create: bool = False
+    nice: int | None = None  # the daemon's CPU priority; None: as started
     log_level: str = "INFO"
     log_format: str = "text"
     white_list: tuple[WhitelistEntry, ...] = (
@@ -138,6 +142,7 @@ class Settings:
             ),
             stop_timeout_s=env.integer("STOP_TIMEOUT_S", defaults.stop_timeout_s, minimum=0),
             prevent_on_create=env.boolean("PREVENT_ON_CREATE", defaults.prevent_on_create),
+            nice=env.niceness("NICE"),
             log_level=env.choice("LOG_LEVEL", defaults.log_level, LOG_LEVELS, aliases={"WARN": "WARNING"}),
             log_format=env.choice("LOG_FORMAT", defaults.log_format.upper(), ("TEXT", "JSON")).lower(),
             white_list=env.whitelist("WHITE_LIST", defaults.white_list),
@@ -181,6 +186,7 @@ class Settings:
             "rule_errors_are_violations": self.rule_errors_are_violations,
             "stop_timeout_s": self.stop_timeout_s,
             "prevent_on_create": self.prevent_on_create,
+            "nice": self.nice,
             "log_level": self.log_level,
             "log_format": self.log_format,
             "white_list": [str(entry) for entry in self.white_list],
@@ -216,16 +222,25 @@ class _Reader:
         raise SettingsError(name, raw, "use true or false (also yes/no, on/off, 1/0, in any case)")
 
     def integer(self, name: str, default: int, minimum: int) -> int:
+        what = "a positive whole number" if minimum == 1 else f"a whole number of at least {minimum}"
+        value = self._whole(name, minimum, None, f"use {what}")
+        return default if value is None else value
+
+    def niceness(self, name: str) -> int | None:
+        return self._whole(
+            name, *NICE_RANGE, "use a whole number from -20 (served first) to 19, as for nice(1)"
+        )
+
+    def _whole(self, name: str, minimum: int, maximum: int | None, accepted: str) -> int | None:
         raw = self._raw(name)
         if raw is None:
-            return default
+            return None
         try:
             value = int(raw)
         except ValueError:
-            value = minimum - 1
-        if value < minimum:
-            what = "a positive whole number" if minimum == 1 else f"a whole number of at least {minimum}"
-            raise SettingsError(name, raw, f"use {what}")
+            raise SettingsError(name, raw, accepted) from None
+        if value < minimum or (maximum is not None and value > maximum):
+            raise SettingsError(name, raw, accepted)
         return value
 
     def choice(

@@ -346,3 +346,15 @@ def test_python_m_enforcer_prints_one_line_and_no_traceback(
     assert done.stderr.count("\n") == 1
     assert variable in done.stderr
     assert repr(value) in done.stderr
+
+
+# -- NICE ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("value", "nice"), [("", None), ("-10", -10), (" 5 ", 5), ("-20", -20), ("19", 19)])
+def test_nice_is_a_nice1_value(value: str, nice: int | None) -> None:
+    assert Settings.from_env({"NICE": value}).nice == nice
+
+
+@pytest.mark.parametrize("value", ["high", "-21", "20", "1.5"])
+def test_a_nice_out_of_range_names_the_range(value: str) -> None:
+    with pytest.raises(SettingsError, match=r"NICE=.* from -20 \(served first\) to 19"):
+        Settings.from_env({"NICE": value})

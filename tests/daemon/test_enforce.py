@@ -48,6 +48,18 @@ def test_kill_stops_a_violator_started_after_the_daemon(
     assert len(enforcer.violations("bad-1")) == 1
 
 
+def test_nice_gives_every_thread_of_the_daemon_the_priority(
+    daemon: DaemonFactory, containers: Containers
+) -> None:
+    enforcer = daemon(MODE="KILL", NICE="-5")
+    enforcer.wait_for_message("running at nice -5")
+    bad = containers.run("bad-1")
+    assert containers.wait_stopped(bad, KILL_WITHIN_S)  # the check workers exist by now
+    tasks = Path(f"/proc/{enforcer.proc.pid}/task")
+    nices = [int((t / "stat").read_text().rpartition(")")[2].split()[16]) for t in tasks.iterdir()]
+    assert len(nices) > 3 and set(nices) == {-5}
+
+
 def test_warn_leaves_the_violator_running_and_records_it(
     daemon: DaemonFactory, containers: Containers
 ) -> None:

@@ -83,6 +83,9 @@ def test_compose_gives_each_enforcer_its_own_mode_port_state_and_rules() -> None
         assert "privileged" not in service
         assert "/var/run/docker.sock:/var/run/docker.sock:ro" in service["volumes"]
         assert service["container_name"] in service_env(service)["WHITE_LIST"].split(",")
+    # The KILL instance races `docker run`: it may raise its priority (NICE), and nothing else.
+    assert (kill["cap_add"], service_env(kill)["NICE"]) == (["SYS_NICE"], "-10")
+    assert "cap_add" not in audit and "NICE" not in service_env(audit)
     host_ports = [{port.split(":")[0] for port in s["ports"]} for s in (kill, audit)]
     assert host_ports == [{"8888"}, {"8889"}]
     states = [

@@ -1,0 +1,60 @@
+"""NICE: every thread of the daemon gets the priority, and a refusal is explained, not fatal."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from enforcer import tuning
+from enforcer.tuning import apply_niceness
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def thread_nices(pid: int | str) -> list[int]:
+    """The nice value of each thread of `pid`, from /proc (field 19 of stat)."""
+    tasks = Path(f"/proc/{pid}/task")
+    return [int((t / "stat").read_text().rpartition(")")[2].split()[16]) for t in tasks.iterdir()]
+
+
+def test_threads_started_before_and_after_get_the_priority() -> None:
+    script = textwrap.dedent(
+        """
+        import threading, time
+        from enforcer.tuning import set_niceness
+        from test_tuning import thread_nices
+        before = threading.Thread(target=time.sleep, args=(2,)); before.start()
+        assert set_niceness(7) is None
+        after = threading.Thread(target=time.sleep, args=(2,)); after.start()
+        print(sorted(thread_nices("self")))
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[7, 7, 7]"
+
+
+def test_a_refused_priority_is_logged_with_the_fix_and_the_daemon_goes_on(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refuse(which: int, who: int, prio: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(tuning.os, "setpriority", refuse)
+    with caplog.at_level(logging.INFO, "enforcer.tuning"):
+        apply_niceness(-10)
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    assert "NICE=-10 not applied (Operation not permitted)" in record.getMessage()
+    assert "CAP_SYS_NICE" in record.getMessage() and "cap_add" in record.getMessage()
+
+
+def test_without_nice_the_priority_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tuning.os, "setpriority", lambda *a: pytest.fail("setpriority called"))
+    apply_niceness(None)
