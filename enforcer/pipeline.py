@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from enforcer.act.actions import Actuator, Done, restart_policy_of
 from enforcer.act.triggers import TriggerRunner
+from enforcer.dockerhost.answer import Answer
 from enforcer.dockerhost.errors import ContainerGone
 from enforcer.facts.container import Container
 from enforcer.facts.gather import FactGatherer
@@ -30,6 +31,7 @@ from enforcer.status import Status
 
 log = logging.getLogger("enforcer.pipeline")
 PENDING_LIMIT = 10_000
+Json = dict[str, Any]
 
 
 class Recorder(Protocol):
@@ -43,21 +45,37 @@ class KeyedLocks:
         self._guard = threading.Lock()
         self._locks: dict[str, tuple[threading.Lock, int]] = {}
 
-    @contextmanager
-    def hold(self, key: str) -> Iterator[None]:
+    def acquire(self, key: str, blocking: bool = True) -> bool:
+        """Take the key's lock (False when `blocking` is off and it is held); `release` it on any thread."""
         with self._guard:
             lock, users = self._locks.get(key, (threading.Lock(), 0))
             self._locks[key] = (lock, users + 1)
+        if lock.acquire(blocking):
+            return True
+        self._drop(key)
+        return False
+
+    def release(self, key: str) -> None:
+        with self._guard:
+            lock, _ = self._locks[key]
+        lock.release()
+        self._drop(key)
+
+    def _drop(self, key: str) -> None:
+        with self._guard:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        self.acquire(key)
         try:
-            with lock:
-                yield
+            yield
         finally:
-            with self._guard:
-                lock, users = self._locks[key]
-                if users == 1:
-                    del self._locks[key]
-                else:
-                    self._locks[key] = (lock, users - 1)
+            self.release(key)
 
 
 class Pipeline:
@@ -114,40 +132,85 @@ class Pipeline:
             policy = self.status.policy
             return self._conclude(self._judge(container, policy), policy, source, None)
 
-    def inspect_created(self, cid: str) -> Callable[[], dict[str, Any]]:
-        """Ask for a created container's params now (on the event reader): `check_created` takes the answer.
+    def inspect_created(self, cid: str) -> Answer[Json]:
+        """Ask for a created container's params now, on the event reader; the create check takes the answer.
 
-        Prevention races the client's start request by a millisecond or two; sending the inspect before the
-        check is handed to a worker lets the engine answer while the handoff happens.
+        Prevention races the client's start request by a millisecond or two: the engine answers while the
+        event reader decides where the check runs.
         """
         return self.gatherer.fresh_params_soon(cid)
 
     def check_created(
-        self, cid: str, event_time: float | None = None, inspected: Callable[[], dict[str, Any]] | None = None
+        self, cid: str, event_time: float | None = None, inspected: Answer[Json] | None = None
     ) -> Verdict | None:
         """Judge a created container on its params before it starts; prevent it, or keep the verdict for start.
 
         `inspected` is what `inspect_created` returned for it, if it was called."""
         with self._locks.hold(cid):
-            policy = self.status.policy
+            return self._created(cid, event_time, inspected)()
+
+    def race_created(
+        self, cid: str, event_time: float | None, inspected: Answer[Json]
+    ) -> Callable[[], Verdict | None] | None:
+        """The create check's racing half, on the calling thread (the event reader, once the inspect has been
+        answered): judge and, for a violator to prevent, send its removal. Returns the other half (the
+        removal's answer, the record and triggers) for a worker; None, doing nothing, when another check of
+        the container is running: `check_created` it on a worker then."""
+        if not self._locks.acquire(cid, blocking=False):
+            return None
+        try:
+            rest = self._created(cid, event_time, inspected)
+        except BaseException:
+            self._locks.release(cid)
+            raise
+
+        def conclude() -> Verdict | None:
             try:
-                # Not kept in the params cache: the start path and sweeps need the running container's state
-                # (State.StartedAt orders containers for `position`).
-                params = inspected() if inspected else self.gatherer.params(cid, fresh=True, keep=False)
-            except ContainerGone:
-                return None
-            verdict = self._judge(self.gatherer.before_start(cid, params, "event"), policy)
-            preventing = any(self._prevents(rule.prevent) for rule in verdict.violated)
-            # A container that started before this check (its start event was handled first) is the start
-            # path's: removing it now would record as prevented a container that ran.
-            if not (preventing and _not_started(params)):
-                self._keep_pending(cid, policy, verdict)
-            elif not self._prevent(verdict, policy, event_time):
+                return rest()
+            finally:
+                self._locks.release(cid)
+
+        return conclude
+
+    def _created(
+        self, cid: str, event_time: float | None, inspected: Answer[Json] | None
+    ) -> Callable[[], Verdict | None]:
+        """Judge, keep the verdict or send the removal; returns what is left to do (nothing, or conclude)."""
+        policy = self.status.policy
+        try:
+            # Not kept in the params cache: the start path and sweeps need the running container's state
+            # (State.StartedAt orders containers for `position`).
+            params = inspected() if inspected else self.gatherer.params(cid, fresh=True, keep=False)
+        except ContainerGone:
+            return lambda: None
+        verdict = self._judge(self.gatherer.before_start(cid, params, "event"), policy)
+        preventing = any(self._prevents(rule.prevent) for rule in verdict.violated)
+        # A container that started before this check (its start event was handled first) is the start path's:
+        # removing it now would record as prevented a container that ran.
+        if not (preventing and _not_started(params)):
+            self._keep_pending(cid, policy, verdict)
+            return lambda: verdict
+        self.metrics.checks.labels(source="create").inc()
+        enforced = bool(self._enforced(verdict))
+        removal = self.actuator.prevent_soon(cid) if enforced else None
+
+        def conclude() -> Verdict:
+            if removal is None:
+                done: Done | None = Done(Action.WOULD_PREVENT, Outcome.RECORDED)
+            else:
+                done = removal()
+            if done is None:
                 # Its start got in first and the engine refused the removal: stop it now, as the start path
                 # would, but without waiting for the start event; that check then has nothing left to do.
                 self._conclude(verdict, policy, "event", event_time, verdict.deferred)
                 self._keep_pending(cid, policy, verdict, acted=True)
+                return verdict
+            if done.outcome == Outcome.PREVENTED:
+                self.metrics.preventions.inc()
+            self._finish(verdict, policy, enforced, done, "create", event_time, prevent=True)
             return verdict
+
+        return conclude
 
     def forget(self, cid: str) -> None:
         """A container was updated, renamed, died or was destroyed: drop what is known of it."""
@@ -203,21 +266,6 @@ class Pipeline:
             done = Done(Action.WOULD_STOP, Outcome.RECORDED, restart_policy_of(container.params))
         self._finish(verdict, policy, bool(enforced), done, source, event_time, prevent=False)
         return verdict
-
-    def _prevent(self, verdict: Verdict, policy: Policy, event_time: float | None) -> bool:
-        """Remove (KILL) or record as "would prevent" (WARN) a created violator; False when it started first."""
-        self.metrics.checks.labels(source="create").inc()
-        enforced = self._enforced(verdict)
-        if enforced:
-            done = self.actuator.prevent(verdict.subject.cid)
-            if done is None:
-                return False
-            if done.outcome == Outcome.PREVENTED:
-                self.metrics.preventions.inc()
-        else:
-            done = Done(Action.WOULD_PREVENT, Outcome.RECORDED)
-        self._finish(verdict, policy, bool(enforced), done, "create", event_time, prevent=True)
-        return True
 
     def _enforced(self, verdict: Verdict) -> list[Rule]:
         return [r for r in verdict.violated if r.effective_mode(self.settings.mode) is Mode.KILL]

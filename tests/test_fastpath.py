@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -81,6 +82,7 @@ def test_past_the_limit_a_request_is_sent_when_its_answer_is_asked_for(
     cid = run_container()
     answers = [fast.inspect_soon(cid) for _ in range(3)]
     assert len(fast._open) == 2  # the third holds no connection yet
+    assert answers[0].ready(5) and not answers[2].ready(0.01)  # not sent: never "arrived"
     assert [a()["Id"] for a in answers] == [cid] * 3
     assert fast._ahead == 0
 
@@ -99,3 +101,41 @@ def test_the_docker_host_sends_ahead_through_the_lean_path_and_docker_py_alike(
     finally:
         host.close()
         lean.close()
+
+
+def test_ready_tells_whether_the_answer_has_arrived(fast: FastPath, run_container: RunContainer) -> None:
+    """A stats request without streaming is answered on the engine's next samples, a second or two later."""
+    cid = run_container()
+    stats = fast.begin("GET", f"/containers/{cid}/stats?stream=false", "stats")
+    assert not stats.ready(0.2)
+    assert stats.ready(5)
+    assert "memory_stats" in stats()
+
+
+def test_the_event_stream_yields_the_engine_events_filtered_and_from_since(
+    fast: FastPath, clean_engine: Engine, run_container: RunContainer
+) -> None:
+    began = time.time()
+    cid = run_container("evented")
+    stream = fast.events(began - 1, {"type": ["container"], "event": ["create", "start"]})
+    try:
+        seen = []
+        for event in stream:
+            seen.append((event["id"], event["Action"]))
+            if len(seen) == 2:
+                break
+    finally:
+        stream.close()
+    assert seen == [(cid, "create"), (cid, "start")]
+
+
+def test_closing_the_event_stream_unblocks_its_reader(fast: FastPath) -> None:
+    stream = fast.events(None, {"type": ["plugin"]})  # nothing will come
+    got: list[Any] = []
+    reader = threading.Thread(target=lambda: got.extend(stream))
+    reader.start()
+    time.sleep(0.2)
+    assert reader.is_alive()
+    stream.close()
+    reader.join(5)
+    assert not reader.is_alive() and got == []

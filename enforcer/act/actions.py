@@ -7,9 +7,11 @@ kill yet the engine does not bring the container back after its own restart.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from enforcer.dockerhost.answer import Answer
 from enforcer.dockerhost.client import DockerHost
 from enforcer.dockerhost.errors import ContainerGone, EngineError
 from enforcer.record.model import Action, Outcome
@@ -80,15 +82,22 @@ class Actuator:
         except EngineError as exc:
             log.warning("could not set the restart policy of %s to 'no' (was %r): %s", cid[:12], policy, exc)
 
-    def prevent(self, cid: str) -> Done | None:
+    def prevent_soon(self, cid: str) -> Callable[[], Done | None]:
+        """Send the removal of a created violator now; the returned function reads the answer, as `prevent`."""
+        sent = self.host.remove_soon(cid, force=False)
+        return lambda: self.prevent(cid, sent)
+
+    def prevent(self, cid: str, sent: Answer[None] | None = None) -> Done | None:
         """Remove a created violator before it can start; None when it started first (left to the start path).
 
         Not a forced removal: the engine refuses to remove a running container, so a container that won the
-        race is never recorded as prevented (a forced removal would kill it, after it ran).
+        race is never recorded as prevented (a forced removal would kill it, after it ran). `sent`: the
+        answer to a first attempt sent already (`prevent_soon`).
         """
+        first = [sent] if sent is not None else []
         try:
             retry(
-                lambda: self._remove_once(cid),
+                lambda: self._remove_once(cid, first.pop() if first else None),
                 (EngineError,),
                 KILL_ATTEMPTS,
                 Backoff(0.02, 0.5),
@@ -102,9 +111,12 @@ class Actuator:
             return Done(Action.PREVENT, f"{Outcome.FAILED}: {exc}")
         return Done(Action.PREVENT, Outcome.PREVENTED)
 
-    def _remove_once(self, cid: str) -> None:
+    def _remove_once(self, cid: str, sent: Answer[None] | None) -> None:
         try:
-            self.host.remove(cid, force=False)
+            if sent is not None:
+                sent()
+            else:
+                self.host.remove(cid, force=False)
         except EngineError as exc:
             if "cannot remove a" in str(exc):  # "You cannot remove a running (paused, restarting) container"
                 raise _Started(str(exc)) from None

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 import docker
 import docker.tls
 
+from enforcer.dockerhost.answer import Answer
 from enforcer.dockerhost.errors import EngineUnavailable, translated
 from enforcer.dockerhost.fastpath import FastPath
 
@@ -117,11 +118,11 @@ class DockerHost:
         with translated(f"inspect {cid[:12]}"):
             return self._api.inspect_container(cid)
 
-    def inspect_soon(self, cid: str) -> Callable[[], Json]:
-        """Send the inspect request now; the returned function waits for its answer (call it once)."""
+    def inspect_soon(self, cid: str) -> Answer[Json]:
+        """Send the inspect request now (over docker-py, as with TLS: when the answer is asked for)."""
         if self._fast is not None:
             return self._fast.inspect_soon(cid)
-        return lambda: self.inspect(cid)
+        return Answer(lambda: self.inspect(cid))
 
     def stats(self, cid: str) -> Json:
         """One stats sample; `one_shot` answers on the engine's next 1 s tick instead of waiting for two."""
@@ -149,12 +150,20 @@ class DockerHost:
         with translated(f"remove {cid[:12]}"):
             self._api.remove_container(cid, force=force)
 
+    def remove_soon(self, cid: str, force: bool = True) -> Answer[None]:
+        """Send the removal now (over docker-py, as with TLS: when the answer is asked for)."""
+        if self._fast is not None:
+            return self._fast.remove_soon(cid, force)
+        return Answer(lambda: self.remove(cid, force))
+
     def set_restart_policy(self, cid: str, policy: str = "no") -> None:
         with translated(f"update {cid[:12]}"):
             self._api.update_container(cid, restart_policy={"Name": policy})
 
     def events(self, since: float | None = None, filters: dict[str, Any] | None = None) -> EventStream:
         """Open the event stream now (the request is sent before this returns); iterate it for events."""
+        if self._fast is not None:
+            return EventStream(self._fast.events(since, filters))
         with translated("events"):
             stream = self._api.events(since=since, filters=filters, decode=True)
         return EventStream(stream)

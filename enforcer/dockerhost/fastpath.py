@@ -1,4 +1,4 @@
-"""A lean HTTP/1.1 client for the three calls on the enforcement path: inspect, kill and remove.
+"""A lean HTTP/1.1 client for the calls on the enforcement path: the event stream, inspect, kill and remove.
 
 docker-py costs a few milliseconds per call (requests, adapters, version checks). Prevention races the
 client's `start` request, which follows `create` by a few milliseconds, so the create -> inspect -> remove
@@ -12,10 +12,12 @@ import http.client
 import json
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import suppress
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
+from enforcer.dockerhost.answer import Answer
 from enforcer.dockerhost.errors import ContainerGone, EngineError, EngineUnavailable
 
 
@@ -88,15 +90,16 @@ class FastPath:
         for conn in conns:
             conn.close()
 
-    def begin(self, method: str, path: str, what: str) -> Callable[[], Any]:
-        """Send a request now; the returned function waits for its answer (call it once, on any thread).
+    def begin(self, method: str, path: str, what: str) -> Answer[Any]:
+        """Send a request now; its answer is read when asked for (once, on any thread).
 
         A kept-alive connection the engine closed meanwhile fails at the send or at the read: the request is
-        then made again the usual way, so only idempotent requests may be sent ahead.
+        then made again the usual way, so only requests that can be repeated may be sent ahead (an inspect;
+        a removal, which repeated finds the container gone).
         """
         with self._lock:
             if self._ahead >= MAX_AHEAD:
-                return lambda: self.request(method, path, what)
+                return Answer(lambda: self.request(method, path, what))
             self._ahead += 1
             spare = self._spare.pop() if self._spare else None
         conn = spare or self._new_connection()
@@ -125,7 +128,7 @@ class FastPath:
                 with self._lock:
                     self._ahead -= 1
 
-        return answer
+        return Answer(answer, conn.sock if sent else None)
 
     def request(self, method: str, path: str, what: str) -> Any:
         """One call; retried once on a connection the engine closed while it sat idle."""
@@ -144,18 +147,87 @@ class FastPath:
             return _result(response.status, body, what)
         raise AssertionError("unreachable")
 
+    def events(self, since: float | None, filters: dict[str, Any] | None) -> EventLines:
+        """Open the event stream on a connection of its own (no read timeout: it sits idle between events)."""
+        query = {}
+        if since is not None:
+            query["since"] = f"{since:.9f}"
+        if filters:
+            query["filters"] = json.dumps(filters)
+        conn = self._new_connection()
+        with self._lock:
+            self._open.discard(conn)  # closed by its stream, not with the request connections
+        try:
+            conn.request("GET", f"{self._prefix}/events?{urlencode(query)}")
+            response = conn.getresponse()
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise EngineUnavailable(f"events: {exc}") from None
+        if response.status != 200:
+            body = response.read()
+            conn.close()
+            raise EngineError(f"events: {_message(body)}")
+        assert conn.sock is not None
+        conn.sock.settimeout(None)
+        return EventLines(conn, response)
+
     def inspect(self, cid: str) -> Any:
         return self.request("GET", f"/containers/{quote(cid)}/json", f"inspect {cid[:12]}")
 
-    def inspect_soon(self, cid: str) -> Callable[[], Any]:
+    def inspect_soon(self, cid: str) -> Answer[Any]:
         return self.begin("GET", f"/containers/{quote(cid)}/json", f"inspect {cid[:12]}")
 
     def kill(self, cid: str) -> None:
         self.request("POST", f"/containers/{quote(cid)}/kill", f"kill {cid[:12]}")
 
     def remove(self, cid: str, force: bool = True) -> None:
-        flag = 1 if force else 0
-        self.request("DELETE", f"/containers/{quote(cid)}?force={flag}&v=0", f"remove {cid[:12]}")
+        self.request("DELETE", _remove_path(cid, force), f"remove {cid[:12]}")
+
+    def remove_soon(self, cid: str, force: bool = True) -> Answer[Any]:
+        return self.begin("DELETE", _remove_path(cid, force), f"remove {cid[:12]}")
+
+
+class EventLines:
+    """An open event stream read straight off its socket: the engine writes one JSON event per line.
+
+    Iterating yields each event decoded (None for a line that is not JSON: the caller skips it as malformed)
+    and ends when the engine ends the stream or `close` is called; a failed connection raises
+    EngineUnavailable.
+    """
+
+    def __init__(self, conn: http.client.HTTPConnection, response: http.client.HTTPResponse) -> None:
+        self._conn = conn
+        self._response = response
+        self._closed = False
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            while line := self._response.readline():
+                try:
+                    yield json.loads(line)
+                except ValueError:
+                    yield None
+        except (OSError, http.client.HTTPException, ValueError, AttributeError) as exc:
+            # A cut connection shows as a bad chunk (ValueError); closed under the reader, http.client may
+            # also trip over its own released file (AttributeError).
+            if self._closed:
+                return
+            if isinstance(exc, AttributeError):
+                raise
+            raise EngineUnavailable(f"events: {exc or type(exc).__name__}") from None
+
+    def close(self) -> None:
+        """Unblocks a reader waiting for the next event (called from another thread on shutdown)."""
+        self._closed = True
+        sock = self._conn.sock
+        if sock is not None:
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        self._conn.close()
+
+
+def _remove_path(cid: str, force: bool) -> str:
+    return f"/containers/{quote(cid)}?force={1 if force else 0}&v=0"
 
 
 def _result(status: int, body: bytes, what: str) -> Any:

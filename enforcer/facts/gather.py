@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from enforcer.dockerhost.answer import Answer
 from enforcer.dockerhost.client import DockerHost, Json
 from enforcer.dockerhost.errors import ContainerGone, EngineError
 from enforcer.facts.container import Container, FactUnavailable
@@ -100,10 +101,10 @@ class FactGatherer:
                 self._params[cid] = params
         return params
 
-    def fresh_params_soon(self, cid: str) -> Callable[[], Json]:
-        """Fresh params, not cached, asked for now: the returned function waits for them (call it once)."""
+    def fresh_params_soon(self, cid: str) -> Answer[Json]:
+        """Fresh params, not cached, asked for now and read when the answer is called."""
         if self.options.disable_params:
-            return lambda: params_from_summary({"Id": cid})
+            return Answer(lambda: params_from_summary({"Id": cid}), arrived=True)
         return self.host.inspect_soon(cid)
 
     def forget(self, cid: str) -> None:

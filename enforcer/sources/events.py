@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,11 @@ FORGET_ON = ("update", "rename", "die", "destroy")
 # came back within 2 s (the catch-up sweep after the reconnect then finds what started meanwhile).
 RECONNECT_CAP_S = 2.0
 SEEN_KEPT = 4096  # events remembered to recognise the engine's replay after a reconnect (its buffer: 256)
+# How long the reader waits for a created container's inspect (the engine takes well under 1 ms) before it
+# hands the check to a worker, and what makes a check on the reader slow.
+RACE_WAIT_S = 0.001
+SLOW_ON_READER_S = 0.010
+SLOW_IN_A_ROW = 3
 
 
 class EventWatcher:
@@ -58,6 +64,8 @@ class EventWatcher:
         self._stream: Any = None
         self._since_nano: int | None = None
         self._seen: OrderedDict[tuple[str, str, int], None] = OrderedDict()  # the latest SEEN_KEPT events
+        self._slow_rules_version: str | None = None  # create checks go to workers under these rules
+        self._slow_in_a_row = 0
         self.rechecked = {"start"}
         if settings.run_update_events:
             self.rechecked.add("update")
@@ -142,9 +150,43 @@ class EventWatcher:
         if action in FORGET_ON:
             self.pipeline.forget(cid)
         if action == "create":
-            self._submit(self.pipeline.check_created, cid, nano / 1e9, self.pipeline.inspect_created(cid))
+            self._created(cid, nano / 1e9)
         elif action in self.rechecked:
             self._submit(self.pipeline.check, cid, "event", nano / 1e9, action != "start")
+
+    def _created(self, cid: str, event_time: float) -> None:
+        """A created container: its inspect is sent at once; when the engine answers within RACE_WAIT_S, the
+        racing half of the check (judge, send the removal) runs right here, on the reader, since a handoff to
+        a worker waits for a CPU just when the engine and the client hold both on a busy host; the rest
+        (reading the removal's answer, the record) goes to a worker. Otherwise the whole check does."""
+        inspected = self.pipeline.inspect_created(cid)
+        version = self.status.policy.version
+        if self._slow_rules_version != version and inspected.ready(RACE_WAIT_S):
+            began = time.perf_counter()
+            try:
+                rest = _logged(self.pipeline.race_created, cid, event_time, inspected)
+            finally:
+                self._note_reader_time(time.perf_counter() - began, version)
+            if rest is False:
+                return  # it failed, and said why in the log; the start path still checks the container
+            if rest is not None:  # None: another check holds the container, the worker's check waits for it
+                if not self._submit(_run, cid, rest):
+                    _logged(_run, cid, rest)  # shutting down: the removal went out, record it here
+                return
+        self._submit(self.pipeline.check_created, cid, event_time, inspected)
+
+    def _note_reader_time(self, seconds: float, version: str) -> None:
+        """Slow rules must not hold up the event reader: after SLOW_IN_A_ROW slow create checks in a row, checks
+        go to workers until the rules change."""
+        self._slow_in_a_row = self._slow_in_a_row + 1 if seconds > SLOW_ON_READER_S else 0
+        if self._slow_in_a_row >= SLOW_IN_A_ROW:
+            self._slow_rules_version = version
+            self._slow_in_a_row = 0
+            log.warning(
+                "judging a created container took %.0f ms, %d times in a row: create checks run on workers "
+                "until the rules change (a rule that waits, on the network or a file, is best left to sweeps)",
+                seconds * 1000, SLOW_IN_A_ROW,
+            )  # fmt: skip
 
     def _already_seen(self, cid: str, action: str, nano: int) -> bool:
         """Events from the resume point on arrive again after a reconnect: drop the exact repeats.
@@ -163,23 +205,21 @@ class EventWatcher:
             self._since_nano = nano
         return False
 
-    def _submit(self, fn: Callable[..., Any], *args: Any) -> None:
+    def _submit(self, fn: Callable[..., Any], *args: Any) -> bool:
+        """Run fn(*args) on a worker; False when the pool is shut down (nothing was run)."""
         with self._idle:
             self._in_flight += 1
         try:
             future = self._pool.submit(self._guarded, fn, *args)
         except RuntimeError:  # shutting down
             self._done()
-            return
+            return False
         future.add_done_callback(lambda f: self._done() if f.cancelled() else None)
+        return True
 
     def _guarded(self, fn: Callable[..., Any], *args: Any) -> None:
         try:
-            fn(*args)
-        except EngineError as exc:
-            log.warning("check of %s failed: %s", str(args[0])[:12], exc)
-        except Exception:  # noqa: BLE001 - one check's failure must not end the worker
-            log.exception("check of %s failed", str(args[0])[:12])
+            _logged(fn, *args)
         finally:
             self._done()
 
@@ -192,3 +232,19 @@ class EventWatcher:
         """Wait until the checks already running have finished (their kills included), at most timeout_s."""
         with self._idle:
             return self._idle.wait_for(lambda: self._in_flight <= 0, timeout_s)
+
+
+def _run(cid: str, rest: Callable[[], Any]) -> None:
+    """The second half of a create check begun on the reader (`cid` names it in the logs)."""
+    rest()
+
+
+def _logged(fn: Callable[..., Any], *args: Any) -> Any:
+    """fn(*args), or False when it raised: a check's failure is logged and must not end the thread."""
+    try:
+        return fn(*args)
+    except EngineError as exc:
+        log.warning("check of %s failed: %s", str(args[0])[:12], exc)
+    except Exception:  # noqa: BLE001 - one check's failure must not end the worker or the reader
+        log.exception("check of %s failed", str(args[0])[:12])
+    return False

@@ -6,13 +6,17 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from support.daemon import ENFORCER_VARS, REPO
 from support.engine import HOST_DOCKER_VARS
 
+from enforcer.dockerhost.answer import Answer
+from enforcer.dockerhost.errors import EngineError
 from enforcer.report.metrics import Metrics
 from enforcer.settings import Settings
 from enforcer.sources.events import EventWatcher
@@ -20,11 +24,15 @@ from enforcer.sources.events import EventWatcher
 
 # -- event dispatch --------------------------------------------------------------------------------------
 class FakePipeline:
-    """Records what the watcher asks of the pipeline."""
+    """Records what the watcher asks of the pipeline; `answered` says whether inspects come back in time."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
         self._lock = threading.Lock()
+        self.answered = False
+        self.race_takes_s = 0.0
+        self.busy = False  # race_created finds the container's lock held
+        self.race_raises: Exception | None = None
 
     def _note(self, name: str, *args: Any) -> None:
         with self._lock:
@@ -33,15 +41,29 @@ class FakePipeline:
     def check(self, cid: str, source: str, event_time: float | None = None, fresh: bool = False) -> None:
         self._note("check", cid, source, fresh)
 
-    def inspect_created(self, cid: str) -> Any:
+    def inspect_created(self, cid: str) -> Answer[Any]:
         self._note("inspect_created", cid)
-        return ("inspected", cid)
+        return Answer(lambda: ("inspected", cid), arrived=self.answered)
 
     def check_created(self, cid: str, event_time: float | None = None, inspected: Any = None) -> None:
-        self._note("check_created", cid, inspected)
+        self._note("check_created", cid, inspected())
+
+    def race_created(self, cid: str, event_time: float | None, inspected: Any) -> Any:
+        if self.busy:
+            return None
+        if self.race_raises is not None:
+            raise self.race_raises
+        time.sleep(self.race_takes_s)
+        self._note("race_created", cid, inspected(), threading.current_thread().name)
+        return lambda: self._note("concluded", cid, threading.current_thread().name)
 
     def forget(self, cid: str) -> None:
         self._note("forget", cid)
+
+
+class FakeStatus:
+    def __init__(self) -> None:
+        self.policy = SimpleNamespace(version="v1")
 
 
 @pytest.fixture
@@ -52,7 +74,7 @@ def watcher() -> Any:
         settings,
         host=None,  # type: ignore[arg-type]  # _dispatch never talks to the engine
         pipeline=pipeline,  # type: ignore[arg-type]
-        status=None,  # type: ignore[arg-type]
+        status=FakeStatus(),  # type: ignore[arg-type]
         metrics=Metrics("KILL"),
         catch_up=lambda: None,
         stop=threading.Event(),
@@ -91,6 +113,57 @@ JUNK: list[Any] = [
     {"Actor": None, "Action": "start", "time": 1},
     {"id": "c1", "Action": None, "status": None, "timeNano": None, "time": None},
 ]
+
+
+def test_an_inspect_answered_in_time_is_judged_on_the_reader_and_concluded_on_a_worker(watcher: Any) -> None:
+    events, pipeline = watcher
+    pipeline.answered = True
+    reader = threading.current_thread().name
+    calls = dispatched(events, pipeline, event("c1", "create", 1))
+    (concluded, (_, worker)), inspected, raced = calls
+    assert (concluded, inspected) == ("concluded", ("inspect_created", ("c1",)))
+    assert raced == ("race_created", ("c1", ("inspected", "c1"), reader))
+    assert worker.startswith("check") and worker != reader
+
+
+def test_a_container_whose_lock_is_held_is_checked_on_a_worker(watcher: Any) -> None:
+    events, pipeline = watcher
+    pipeline.answered, pipeline.busy = True, True
+    assert dispatched(events, pipeline, event("c1", "create", 1)) == [
+        ("check_created", ("c1", ("inspected", "c1"))),
+        ("inspect_created", ("c1",)),
+    ]
+
+
+@pytest.mark.parametrize("error", [EngineError("inspect c1: engine says no"), KeyError("HostConfig")])
+def test_a_create_check_failing_on_the_reader_is_logged_and_the_reader_goes_on(
+    watcher: Any, caplog: pytest.LogCaptureFixture, error: Exception
+) -> None:
+    events, pipeline = watcher
+    pipeline.answered, pipeline.race_raises = True, error
+    calls = dispatched(events, pipeline, event("c1", "create", 1), event("c2", "start", 2))
+    assert calls == [("check", ("c2", "event", False)), ("inspect_created", ("c1",))]  # c1 not retried
+    assert "check of c1 failed" in caplog.text
+
+
+def test_slow_rules_send_create_checks_to_workers_until_the_rules_change(
+    watcher: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    events, pipeline = watcher
+    pipeline.answered, pipeline.race_takes_s = True, 0.02
+    dispatched(events, pipeline, *(event(f"slow{i}", "create", i + 1) for i in range(4)))
+    raced = [args[0] for name, args in pipeline.calls if name == "race_created"]
+    handed = [args[0] for name, args in pipeline.calls if name == "check_created"]
+    assert (raced, handed) == (["slow0", "slow1", "slow2"], ["slow3"])
+    assert "3 times in a row: create checks run on workers until the rules change" in caplog.text
+
+    events.status.policy.version = "v2"
+    pipeline.calls.clear()
+    dispatched(events, pipeline, event("new", "create", 10))
+    assert [name for name, _ in pipeline.calls if name.endswith("_created")] == [
+        "inspect_created",
+        "race_created",
+    ]
 
 
 def test_malformed_events_are_skipped(watcher: Any, caplog: pytest.LogCaptureFixture) -> None:

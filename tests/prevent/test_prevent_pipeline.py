@@ -7,13 +7,14 @@ dict of containers and refuses, as dockerd does, to remove a running container w
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from enforcer.act.actions import Actuator
 from enforcer.act.triggers import TriggerRunner
+from enforcer.dockerhost.answer import Answer
 from enforcer.dockerhost.errors import ContainerGone, EngineError
 from enforcer.facts.gather import FactGatherer, GatherOptions
 from enforcer.judge.policy import Policy
@@ -26,6 +27,7 @@ from enforcer.settings import Mode, Settings
 from enforcer.status import Status
 
 BAD = "b" * 64
+GOOD = "g" * 64
 NEVER_STARTED = "0001-01-01T00:00:00Z"
 
 
@@ -61,18 +63,24 @@ class ScriptedEngine:
     def inspect(self, cid: str) -> dict[str, Any]:
         return self._get("inspect", cid)
 
-    def inspect_soon(self, cid: str) -> Any:
-        """Like the engine: the answer reflects the container as it was when the request was sent."""
+    def _sent(self, call: Callable[[], Any]) -> Answer[Any]:
+        """Like the engine, the request acts when it is sent; its answer is read later."""
         try:
-            answer = copy.deepcopy(self.inspect(cid))
-        except ContainerGone as exc:
-            gone = exc
+            value = call()
+        except EngineError as exc:
+            failure = exc
 
             def fail() -> Any:
-                raise gone
+                raise failure
 
-            return fail
-        return lambda: answer
+            return Answer(fail, arrived=True)
+        return Answer(lambda: value, arrived=True)
+
+    def inspect_soon(self, cid: str) -> Answer[Any]:
+        return self._sent(lambda: copy.deepcopy(self.inspect(cid)))
+
+    def remove_soon(self, cid: str, force: bool = True) -> Answer[Any]:
+        return self._sent(lambda: self.remove(cid, force))
 
     def remove(self, cid: str, force: bool = True) -> None:
         if cid in self.start_on_remove:
@@ -292,3 +300,49 @@ def test_warn_records_would_prevent_and_removes_nothing(make: Any) -> None:
     assert h.recorder.actions() == [("would prevent", "recorded", "create")]
     (finding,) = h.recorder.findings
     assert finding.config is not None and "secret" not in repr(finding.config)
+
+
+# -- the racing half on the event reader, the rest on a worker ---------------------------------------------
+def test_the_racing_half_removes_the_violator_and_leaves_the_record_to_the_rest(make: Any) -> None:
+    h = make()
+    h.engine.add(BAD, "bad-1")
+    rest = h.pipeline.race_created(BAD, None, h.pipeline.inspect_created(BAD))
+
+    assert BAD not in h.engine.containers  # the removal went out in the racing half
+    assert h.recorder.findings == []
+    assert not h.pipeline._locks.acquire(BAD, blocking=False)  # a start check waits for the rest
+    rest()
+    assert h.recorder.actions() == [("prevent", "prevented", "create")]
+    assert (h.counter("preventions"), h.counter("prevention_race_lost")) == (1.0, 0.0)
+    assert h.pipeline._locks.acquire(BAD, blocking=False)
+
+
+def test_the_racing_half_keeps_a_clean_verdict_for_the_start_check(make: Any) -> None:
+    h = make()
+    h.engine.add(GOOD, "good-1")
+    rest = h.pipeline.race_created(GOOD, None, h.pipeline.inspect_created(GOOD))
+    assert rest() is not None and h.recorder.findings == []
+    h.engine.start(GOOD)
+    h.start_check(GOOD)
+    assert h.engine.count("inspect", GOOD) == 1  # the start check judged the kept verdict
+
+
+def test_the_racing_half_does_nothing_while_another_check_holds_the_container(make: Any) -> None:
+    h = make()
+    h.engine.add(BAD, "bad-1")
+    assert h.pipeline._locks.acquire(BAD)
+    assert h.pipeline.race_created(BAD, None, h.pipeline.inspect_created(BAD)) is None
+    assert BAD in h.engine.containers and h.recorder.findings == []
+    h.pipeline._locks.release(BAD)
+
+
+def test_a_start_that_got_in_before_the_removal_sent_by_the_racing_half_is_killed_by_the_rest(
+    make: Any,
+) -> None:
+    h = make()
+    h.engine.add(BAD, "bad-1")
+    h.engine.start_on_remove.add(BAD)
+    rest = h.pipeline.race_created(BAD, None, h.pipeline.inspect_created(BAD))
+    rest()
+    assert h.recorder.actions() == [("kill", "stopped", "event")]
+    assert (h.counter("preventions"), h.counter("prevention_race_lost")) == (0.0, 1.0)
