@@ -28,10 +28,11 @@ class Answer(Generic[T]):
         if self._sock is None:
             return self._arrived
         try:
-            readable, _, _ = select.select([self._sock], [], [], timeout_s)
+            poller = select.poll()  # not select(): no limit on the descriptor's number
+            poller.register(self._sock, select.POLLIN)
+            return bool(poller.poll(timeout_s * 1000))
         except (OSError, ValueError):  # closed meanwhile: reading it says what happened
             return True
-        return bool(readable)
 
     def __call__(self) -> T:
         return self._read()
