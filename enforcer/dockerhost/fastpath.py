@@ -42,8 +42,8 @@ class FastPath:
     """Raw engine calls over per-thread kept-alive connections; errors as in `dockerhost.errors`.
 
     `begin` sends a request at once and leaves reading its answer to whichever thread asks for it: the event
-    reader sends a created container's inspect before handing the check to a worker, so the engine answers
-    while the handoff happens.
+    reader sends a created container's inspect as the event arrives, then judges it itself once the engine
+    has answered, or hands the check to a worker.
     """
 
     def __init__(self, url: str, api_version: str, timeout_s: float) -> None:
