@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from enforcer.act.actions import Actuator, Done, restart_policy_of
 from enforcer.act.triggers import TriggerRunner
 from enforcer.dockerhost.answer import Answer
+from enforcer.dockerhost.client import Json
 from enforcer.dockerhost.errors import ContainerGone
 from enforcer.facts.container import Container
 from enforcer.facts.gather import FactGatherer
@@ -31,7 +32,6 @@ from enforcer.status import Status
 
 log = logging.getLogger("enforcer.pipeline")
 PENDING_LIMIT = 10_000
-Json = dict[str, Any]
 
 
 class Recorder(Protocol):
@@ -147,58 +147,62 @@ class Pipeline:
 
         `inspected` is what `inspect_created` returned for it, if it was called."""
         with self._locks.hold(cid):
-            return self._created(cid, event_time, inspected)()
+            verdict, rest = self._created(cid, event_time, inspected)
+            return rest() if rest else verdict
 
     def race_created(
         self, cid: str, event_time: float | None, inspected: Answer[Json]
-    ) -> Callable[[], Verdict | None] | None:
+    ) -> tuple[bool, Callable[[], Verdict] | None]:
         """The create check's racing half, on the calling thread (the event reader, once the inspect has been
-        answered): judge and, for a violator to prevent, send its removal. Returns the other half (the
-        removal's answer, the record and triggers) for a worker; None, doing nothing, when another check of
-        the container is running: `check_created` it on a worker then."""
+        answered): judge and, for a violator to prevent, send its removal.
+
+        Returns whether it ran (not when another check holds the container: `check_created` it on a worker
+        then) and what is left for a worker, if anything: the removal's answer, the record and the triggers;
+        the container stays locked until that has run."""
         if not self._locks.acquire(cid, blocking=False):
-            return None
+            return False, None
         try:
-            rest = self._created(cid, event_time, inspected)
+            _, rest = self._created(cid, event_time, inspected)
         except BaseException:
             self._locks.release(cid)
             raise
+        if rest is None:
+            self._locks.release(cid)
+            return True, None
 
-        def conclude() -> Verdict | None:
+        def conclude() -> Verdict:
             try:
                 return rest()
             finally:
                 self._locks.release(cid)
 
-        return conclude
+        return True, conclude
 
     def _created(
         self, cid: str, event_time: float | None, inspected: Answer[Json] | None
-    ) -> Callable[[], Verdict | None]:
-        """Judge, keep the verdict or send the removal; returns what is left to do (nothing, or conclude)."""
+    ) -> tuple[Verdict | None, Callable[[], Verdict] | None]:
+        """Judge, then keep the verdict for the start check or send the removal; returns the verdict (None
+        when the container is gone) and what is left to do for a violator found at create."""
         policy = self.status.policy
         try:
             # Not kept in the params cache: the start path and sweeps need the running container's state
             # (State.StartedAt orders containers for `position`).
             params = inspected() if inspected else self.gatherer.params(cid, fresh=True, keep=False)
         except ContainerGone:
-            return lambda: None
+            return None, None
         verdict = self._judge(self.gatherer.before_start(cid, params, "event"), policy)
         preventing = any(self._prevents(rule.prevent) for rule in verdict.violated)
         # A container that started before this check (its start event was handled first) is the start path's:
         # removing it now would record as prevented a container that ran.
         if not (preventing and _not_started(params)):
             self._keep_pending(cid, policy, verdict)
-            return lambda: verdict
+            return verdict, None
         self.metrics.checks.labels(source="create").inc()
         enforced = bool(self._enforced(verdict))
         removal = self.actuator.prevent_soon(cid) if enforced else None
 
         def conclude() -> Verdict:
-            if removal is None:
-                done: Done | None = Done(Action.WOULD_PREVENT, Outcome.RECORDED)
-            else:
-                done = removal()
+            done = removal() if removal else Done(Action.WOULD_PREVENT, Outcome.RECORDED)
             if done is None:
                 # Its start got in first and the engine refused the removal: stop it now, as the start path
                 # would, but without waiting for the start event; that check then has nothing left to do.
@@ -210,7 +214,7 @@ class Pipeline:
             self._finish(verdict, policy, enforced, done, "create", event_time, prevent=True)
             return verdict
 
-        return conclude
+        return verdict, conclude
 
     def forget(self, cid: str) -> None:
         """A container was updated, renamed, died or was destroyed: drop what is known of it."""

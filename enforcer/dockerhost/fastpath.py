@@ -60,7 +60,8 @@ class FastPath:
     def supports(url: str, tls: bool) -> bool:
         return not tls and url.startswith(("unix://", "tcp://", "http://"))
 
-    def _new_connection(self) -> http.client.HTTPConnection:
+    def _new_connection(self, tracked: bool = True) -> http.client.HTTPConnection:
+        """A connection, not yet open; `tracked` ones are closed by `close()`."""
         conn: http.client.HTTPConnection
         if self._url.scheme == "unix":
             conn = _UnixConnection(self._url.path, self._timeout)
@@ -68,8 +69,9 @@ class FastPath:
             conn = http.client.HTTPConnection(
                 self._url.hostname or "localhost", self._url.port, self._timeout
             )
-        with self._lock:
-            self._open.add(conn)
+        if tracked:
+            with self._lock:
+                self._open.add(conn)
         return conn
 
     def _connection(self) -> http.client.HTTPConnection:
@@ -154,9 +156,7 @@ class FastPath:
             query["since"] = f"{since:.9f}"
         if filters:
             query["filters"] = json.dumps(filters)
-        conn = self._new_connection()
-        with self._lock:
-            self._open.discard(conn)  # closed by its stream, not with the request connections
+        conn = self._new_connection(tracked=False)  # closed by its stream, not with the request connections
         try:
             conn.request("GET", f"{self._prefix}/events?{urlencode(query)}")
             response = conn.getresponse()

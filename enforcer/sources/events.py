@@ -164,14 +164,15 @@ class EventWatcher:
         if self._slow_rules_version != version and inspected.ready(RACE_WAIT_S):
             began = time.perf_counter()
             try:
-                rest = _logged(self.pipeline.race_created, cid, event_time, inspected)
+                raced = _logged(self.pipeline.race_created, cid, event_time, inspected)
             finally:
                 self._note_reader_time(time.perf_counter() - began, version)
-            if rest is False:
+            if raced is False:
                 return  # it failed, and said why in the log; the start path still checks the container
-            if rest is not None:  # None: another check holds the container, the worker's check waits for it
-                if not self._submit(_run, cid, rest):
-                    _logged(_run, cid, rest)  # shutting down: the removal went out, record it here
+            ran, rest = raced
+            if rest is not None and not self._submit(_run, cid, rest):
+                _logged(_run, cid, rest)  # shutting down: the removal went out, record it here
+            if ran:  # else another check holds the container: the worker's check waits for it
                 return
         self._submit(self.pipeline.check_created, cid, event_time, inspected)
 

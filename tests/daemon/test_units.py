@@ -33,6 +33,7 @@ class FakePipeline:
         self.race_takes_s = 0.0
         self.busy = False  # race_created finds the container's lock held
         self.race_raises: Exception | None = None
+        self.nothing_left = False  # race_created judged a container that needs nothing more
 
     def _note(self, name: str, *args: Any) -> None:
         with self._lock:
@@ -50,12 +51,14 @@ class FakePipeline:
 
     def race_created(self, cid: str, event_time: float | None, inspected: Any) -> Any:
         if self.busy:
-            return None
+            return False, None
         if self.race_raises is not None:
             raise self.race_raises
         time.sleep(self.race_takes_s)
         self._note("race_created", cid, inspected(), threading.current_thread().name)
-        return lambda: self._note("concluded", cid, threading.current_thread().name)
+        if self.nothing_left:
+            return True, None
+        return True, (lambda: self._note("concluded", cid, threading.current_thread().name))
 
     def forget(self, cid: str) -> None:
         self._note("forget", cid)
@@ -124,6 +127,13 @@ def test_an_inspect_answered_in_time_is_judged_on_the_reader_and_concluded_on_a_
     assert (concluded, inspected) == ("concluded", ("inspect_created", ("c1",)))
     assert raced == ("race_created", ("c1", ("inspected", "c1"), reader))
     assert worker.startswith("check") and worker != reader
+
+
+def test_a_create_check_with_nothing_left_after_the_reader_takes_no_worker(watcher: Any) -> None:
+    events, pipeline = watcher
+    pipeline.answered, pipeline.nothing_left = True, True
+    calls = dispatched(events, pipeline, event("c1", "create", 1))
+    assert [name for name, _ in calls] == ["inspect_created", "race_created"]
 
 
 def test_a_container_whose_lock_is_held_is_checked_on_a_worker(watcher: Any) -> None:

@@ -306,8 +306,9 @@ def test_warn_records_would_prevent_and_removes_nothing(make: Any) -> None:
 def test_the_racing_half_removes_the_violator_and_leaves_the_record_to_the_rest(make: Any) -> None:
     h = make()
     h.engine.add(BAD, "bad-1")
-    rest = h.pipeline.race_created(BAD, None, h.pipeline.inspect_created(BAD))
+    ran, rest = h.pipeline.race_created(BAD, None, h.pipeline.inspect_created(BAD))
 
+    assert ran and rest is not None
     assert BAD not in h.engine.containers  # the removal went out in the racing half
     assert h.recorder.findings == []
     assert not h.pipeline._locks.acquire(BAD, blocking=False)  # a start check waits for the rest
@@ -320,8 +321,11 @@ def test_the_racing_half_removes_the_violator_and_leaves_the_record_to_the_rest(
 def test_the_racing_half_keeps_a_clean_verdict_for_the_start_check(make: Any) -> None:
     h = make()
     h.engine.add(GOOD, "good-1")
-    rest = h.pipeline.race_created(GOOD, None, h.pipeline.inspect_created(GOOD))
-    assert rest() is not None and h.recorder.findings == []
+    ran, rest = h.pipeline.race_created(GOOD, None, h.pipeline.inspect_created(GOOD))
+    assert ran and h.recorder.findings == []
+    assert rest is None  # nothing left for a worker: the container is free at once
+    assert h.pipeline._locks.acquire(GOOD, blocking=False)
+    h.pipeline._locks.release(GOOD)
     h.engine.start(GOOD)
     h.start_check(GOOD)
     assert h.engine.count("inspect", GOOD) == 1  # the start check judged the kept verdict
@@ -331,7 +335,7 @@ def test_the_racing_half_does_nothing_while_another_check_holds_the_container(ma
     h = make()
     h.engine.add(BAD, "bad-1")
     assert h.pipeline._locks.acquire(BAD)
-    assert h.pipeline.race_created(BAD, None, h.pipeline.inspect_created(BAD)) is None
+    assert h.pipeline.race_created(BAD, None, h.pipeline.inspect_created(BAD)) == (False, None)
     assert BAD in h.engine.containers and h.recorder.findings == []
     h.pipeline._locks.release(BAD)
 
@@ -342,7 +346,8 @@ def test_a_start_that_got_in_before_the_removal_sent_by_the_racing_half_is_kille
     h = make()
     h.engine.add(BAD, "bad-1")
     h.engine.start_on_remove.add(BAD)
-    rest = h.pipeline.race_created(BAD, None, h.pipeline.inspect_created(BAD))
+    ran, rest = h.pipeline.race_created(BAD, None, h.pipeline.inspect_created(BAD))
+    assert ran and rest is not None
     rest()
     assert h.recorder.actions() == [("kill", "stopped", "event")]
     assert (h.counter("preventions"), h.counter("prevention_race_lost")) == (0.0, 1.0)
