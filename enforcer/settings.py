@@ -96,14 +96,15 @@ class Settings:
     nice: int | None = None  # the daemon's CPU priority; None: as started
     log_level: str = "INFO"
     log_format: str = "text"
-    white_list: tuple[WhitelistEntry, ...] = (
-        WhitelistEntry("docker-enforcer"),
-        WhitelistEntry("docker_enforcer"),
-    )
+    # Empty, unlike the original's `docker-enforcer,docker_enforcer`: anyone who can use the socket picks a
+    # container's name, and the daemon recognises its own container by id.
+    white_list: tuple[WhitelistEntry, ...] = ()
     image_white_list: tuple[WhitelistEntry, ...] = ()
     files: Files = Files()
     listen_address: tuple[str, int] = ("0.0.0.0", 8888)
     api_token: str | None = field(default=None, repr=False)
+    # Host header names the API answers besides localhost and the host's own names; ("*",) turns the check off.
+    allowed_hosts: tuple[str, ...] = ()
     metrics_public: bool = False
     state_db: Path = Path("state/detections.db")
     detections_max_age_days: int = 30
@@ -155,6 +156,7 @@ class Settings:
             ),
             listen_address=env.address("LISTEN_ADDRESS", defaults.listen_address),
             api_token=environ.get("API_TOKEN") or None,
+            allowed_hosts=env.names("ALLOWED_HOSTS"),
             metrics_public=env.boolean("METRICS_PUBLIC", defaults.metrics_public),
             state_db=env.path("STATE_DB") or defaults.state_db,
             detections_max_age_days=env.integer(
@@ -193,6 +195,7 @@ class Settings:
             "image_white_list": [str(entry) for entry in self.image_white_list],
             "listen_address": f"{self.listen_address[0]}:{self.listen_address[1]}",
             "api_token_set": self.api_token is not None,
+            "allowed_hosts": list(self.allowed_hosts),
             "metrics_public": self.metrics_public,
             "state_db": str(self.state_db),
             "detections_max_age_days": self.detections_max_age_days,
@@ -276,6 +279,23 @@ class _Reader:
         if not port.isdigit() or not 0 <= int(port) < 65536:  # 0: any free port
             raise SettingsError(name, raw, "use HOST:PORT, for example 0.0.0.0:8888 or 127.0.0.1:8888")
         return (host.strip("[]") or "0.0.0.0", int(port))
+
+    def names(self, name: str) -> tuple[str, ...]:
+        """Comma-separated host names (lowercased, without a trailing dot), or `*` alone."""
+        raw = self._raw(name)
+        if raw is None:
+            return ()
+        names = tuple(
+            dict.fromkeys(item.strip().lower().rstrip(".") for item in raw.split(",") if item.strip())
+        )
+        if "*" in names and names != ("*",):
+            raise SettingsError(name, raw, "use `*` alone (no check), or comma-separated host names")
+        for item in names:
+            if item != "*" and not re.fullmatch(r"[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?", item):
+                raise SettingsError(
+                    name, raw, f"{item!r} is not a host name; use names such as enforcer.example.com"
+                )
+        return names
 
     def whitelist(self, name: str, default: tuple[WhitelistEntry, ...]) -> tuple[WhitelistEntry, ...]:
         raw = self._environ.get(name)

@@ -82,7 +82,9 @@ def test_defaults_are_the_originals() -> None:
     assert s.stop_on_first_violation is True
     assert s.rule_errors_are_violations is False
     assert s.log_level == "INFO"
-    assert [str(e) for e in s.white_list] == ["docker-enforcer", "docker_enforcer"]
+    assert (
+        s.white_list == ()
+    )  # deliberately not the original's docker-enforcer,docker_enforcer (a name anyone picks)
     assert all(e.rule is None for e in s.white_list)
     assert s.image_white_list == ()
     assert s.files == Files()
@@ -94,8 +96,13 @@ def test_an_empty_value_means_the_default() -> None:
     assert (s.mode, s.check_interval_s, s.run_periodic, s.log_level) == (Mode.WARN, 600, True, "INFO")
 
 
-def test_default_whitelist_exempts_the_enforcer_by_whole_name() -> None:
-    names = Settings.from_env({}).white_list
+def test_default_whitelist_exempts_no_name() -> None:
+    """A container named docker_enforcer is judged like any other (the original's default exempted it)."""
+    assert not any(e.matches("docker_enforcer") for e in Settings.from_env({}).white_list)
+
+
+def test_a_whitelist_the_user_sets_matches_whole_names() -> None:
+    names = Settings.from_env({"WHITE_LIST": "docker-enforcer,docker_enforcer"}).white_list
     assert any(e.matches("docker-enforcer") for e in names)
     assert any(e.matches("docker_enforcer") for e in names)
     assert not any(e.matches("docker-enforcer-2") for e in names)
@@ -358,3 +365,15 @@ def test_nice_is_a_nice1_value(value: str, nice: int | None) -> None:
 def test_a_nice_out_of_range_names_the_range(value: str) -> None:
     with pytest.raises(SettingsError, match=r"NICE=.* from -20 \(served first\) to 19"):
         Settings.from_env({"NICE": value})
+
+
+def test_allowed_hosts_are_names_or_star() -> None:
+    assert Settings.from_env({}).allowed_hosts == ()
+    assert Settings.from_env({"ALLOWED_HOSTS": "Enforcer.Example.com., ci-7"}).allowed_hosts == (
+        "enforcer.example.com",
+        "ci-7",
+    )
+    assert Settings.from_env({"ALLOWED_HOSTS": "*"}).allowed_hosts == ("*",)
+    for bad in ("*,ci-7", "http://x", "a b"):
+        with pytest.raises(SettingsError, match="ALLOWED_HOSTS"):
+            Settings.from_env({"ALLOWED_HOSTS": bad})
