@@ -23,7 +23,8 @@ from enforcer.facts.gather import FactGatherer, GatherOptions
 from enforcer.judge.judge import JudgeOptions
 from enforcer.judge.loader import RulesFileError
 from enforcer.judge.policy import Policy, load_policy
-from enforcer.settings import IGNORED_VARIABLES, Settings, SettingsError
+from enforcer.judge.rules import Rule
+from enforcer.settings import IGNORED_VARIABLES, Mode, Settings, SettingsError
 
 log = logging.getLogger("enforcer.cli")
 
@@ -63,10 +64,25 @@ def parser() -> argparse.ArgumentParser:
 
 def _file_options(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument(
-        "--rules", type=Path, metavar="FILE", help="rules file (default: RULES_FILE or rules/rules.py)"
+        "--rules",
+        type=Path,
+        metavar="FILE",
+        help="rules file (default: RULES_FILE, then rules/rules.py, then ./rules.py, then the packaged "
+        "default, which flags nothing)",
     )
-    cmd.add_argument("--whitelist", type=Path, metavar="FILE", help="whitelist rules file")
-    cmd.add_argument("--triggers", type=Path, metavar="FILE", help="triggers file")
+    cmd.add_argument(
+        "--whitelist",
+        type=Path,
+        metavar="FILE",
+        help="whitelist rules file (default: WHITELIST_RULES_FILE, then whitelist_rules/whitelist_rules.py, "
+        "then none)",
+    )
+    cmd.add_argument(
+        "--triggers",
+        type=Path,
+        metavar="FILE",
+        help="triggers file (default: TRIGGERS_FILE, then triggers/triggers.py, then none)",
+    )
 
 
 def settings_for(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
@@ -100,11 +116,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except RulesFileError as exc:
         print(f"docker-enforcer: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    for kind, path in policy.paths().items():
-        log.info("%s file in use: %s", kind, path)
     if args.command == "check":
         return run_check(policy, settings)
     if args.command == "run":
+        log.info("files in use: %s", ", ".join(f"{kind} {path}" for kind, path in policy.paths().items()))
         return run_daemon(settings, policy)
     return run_audit(args, settings, policy)
 
@@ -122,8 +137,7 @@ def run_daemon(settings: Settings, policy: Policy) -> int:
 def run_check(policy: Policy, settings: Settings) -> int:
     print(f"rules ({len(policy.rules)}) from {policy.sources['rules'].path}:")
     for rule in policy.rules:
-        # The mode the rule acts in under this MODE (a rule's own "mode": "WARN" wins over MODE=KILL).
-        extra = f" [{rule.severity}, {rule.effective_mode(settings.mode)}]"
+        extra = f" [{rule.severity}, {mode_and_origin(rule, settings.mode)}]"
         labels = [str(rule.meta["id"])] if "id" in rule.meta else []
         labels += [f"CIS {rule.meta['cis']}"] if rule.meta.get("cis") else []
         ident = f" ({', '.join(labels)})" if labels else ""
@@ -132,6 +146,16 @@ def run_check(policy: Policy, settings: Settings) -> int:
     print(f"triggers ({len(policy.triggers)}) from {policy.sources['triggers'].path}")
     print(f"rules version {policy.version[:12]}")
     return EXIT_OK
+
+
+def mode_and_origin(rule: Rule, instance_mode: Mode) -> str:
+    """The mode the rule acts in under this MODE, and what decides it (a rule's "mode": "WARN" wins)."""
+    mode = rule.effective_mode(instance_mode)
+    if rule.mode is None:
+        return f"{mode} from MODE"
+    if rule.mode is mode:
+        return f"{mode} from the rule"
+    return f"{mode} from MODE; the rule's {rule.mode} needs MODE=KILL"
 
 
 def run_audit(args: argparse.Namespace, settings: Settings, policy: Policy) -> int:

@@ -1,6 +1,13 @@
-"""Sample rules for the sandbox demo (scripts/demo): a few static rules and one from the ready library."""
+"""Sample rules for the sandbox demo (scripts/demo): a few static rules and one from the ready library.
+
+The library rule, `no-sensitive-mounts` (CIS 5.6), is what stops the demo's `rootfs-reader`, which mounts the
+host's /etc; see docs/rules.md for the rest of the library.
+"""
+
+from enforcer.library import select
 
 rules = [
+    *select("no-sensitive-mounts"),
     {
         "name": "must have memory limit",
         "rule": lambda c: c.params["HostConfig"]["Memory"] == 0,

@@ -1,6 +1,7 @@
 """Try docker-enforcer on this machine: against the host's engine, or a private sandbox engine.
 
-Called by scripts/demo after it has set up .venv. With the host's engine answering (and no --sandbox), it
+Called by scripts/demo, which first sets up .venv (as root: Debian's docker.io and busybox-static when
+missing). With the host's engine answering (and no --sandbox), it
 audits the host's containers and then runs the daemon with the environment as given (MODE defaults to
 WARN: nothing is stopped unless you ask for it). Otherwise it starts a sandbox engine of its own (as the
 tests do), runs a few sample containers, some of which break examples/demo-rules.py, audits them, and runs
@@ -16,11 +17,13 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from support.engine import Engine, ensure_busybox_image, ensure_prerequisites, start_engine  # noqa: E402
+if TYPE_CHECKING:
+    from support.engine import Engine
 
 HOST_SOCKET = "unix:///var/run/docker.sock"
 SANDBOX_DIR = Path("/tmp/de-demo")
@@ -97,6 +100,9 @@ def violators_later(engine: Engine, image: str, delay: float) -> None:
 
 
 def run_in_sandbox(seconds: float | None) -> int:
+    # Imported here: `--help` and argument errors need only the standard library, before any install.
+    from support.engine import Engine, ensure_busybox_image, ensure_prerequisites, start_engine
+
     missing = ensure_prerequisites()
     if missing:
         print("the sandbox engine needs: " + ", ".join(missing), file=sys.stderr)
@@ -136,15 +142,20 @@ def run_in_sandbox(seconds: float | None) -> int:
         engine.destroy()
 
 
+def parser() -> argparse.ArgumentParser:
+    out = argparse.ArgumentParser(
+        prog="scripts/demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    out.add_argument("--sandbox", action="store_true", help="use a private sandbox engine even if one runs")
+    out.add_argument("--seconds", type=float, default=None, help="stop the daemon after this many seconds")
+    out.add_argument("--parse-only", action="store_true", help=argparse.SUPPRESS)
+    return out
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--sandbox", action="store_true", help="use a private sandbox engine even if one runs"
-    )
-    parser.add_argument("--seconds", type=float, default=None, help="stop the daemon after this many seconds")
-    args = parser.parse_args()
+    args = parser().parse_args()
+    if args.parse_only:  # scripts/demo checks the arguments (and answers --help) before installing anything
+        return 0
     url = os.environ.get("DOCKER_SOCKET", HOST_SOCKET)
     if not args.sandbox and host_engine_answers(url):
         return run_on_host(url, args.seconds)

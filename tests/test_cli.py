@@ -84,17 +84,47 @@ def test_check_lists_each_rule_with_severity_and_mode(
     code, out, _ = run(["check", "--rules", str(rules)], capsys)
     assert code == 0
     assert f"rules (3) from {rules}:" in out
-    assert "  - must have memory limit [high, WARN]" in out
-    assert "  - no host binds [medium, WARN]" in out
-    assert "  - broken [medium, WARN]" in out
+    assert "  - must have memory limit [high, WARN from MODE]" in out
+    assert "  - no host binds [medium, WARN from the rule]" in out
+    assert "  - broken [medium, WARN from MODE]" in out
 
 
 def test_check_shows_the_mode_each_rule_acts_in(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rules = write(workdir, "mine.py", RULES)
     code, out, _ = run(["check", "--rules", str(rules)], capsys, MODE="kill")
     assert code == 0
-    assert "  - must have memory limit [high, KILL]" in out
-    assert "  - no host binds [medium, WARN]" in out  # the rule's own "mode": "WARN"
+    assert "  - must have memory limit [high, KILL from MODE]" in out
+    assert "  - no host binds [medium, WARN from the rule]" in out  # the rule's own "mode": "WARN"
+
+
+def test_check_says_a_rules_kill_needs_a_kill_instance(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = write(workdir, "mine.py", 'rules = [{"name": "r", "rule": lambda c: 0, "mode": "KILL"}]')
+    code, out, _ = run(["check", "--rules", str(rules)], capsys)
+    assert code == 0
+    assert "  - r [medium, WARN from MODE; the rule's KILL needs MODE=KILL]" in out
+    code, out, _ = run(["check", "--rules", str(rules)], capsys, MODE="KILL")
+    assert "  - r [medium, KILL from the rule]" in out
+
+
+def test_check_names_the_files_once_on_stdout_and_logs_nothing(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = write(workdir, "mine.py", RULES)
+    code, out, err = run(["check", "--rules", str(rules)], capsys)
+    assert code == 0
+    assert out.count(str(rules)) == 1
+    assert err == ""
+
+
+def test_help_names_where_each_file_is_looked_for(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["check", "--help"], {})
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "RULES_FILE, then rules/rules.py, then ./rules.py, then the packaged default" in help_text
+    assert "WHITELIST_RULES_FILE, then whitelist_rules/whitelist_rules.py" in help_text
+    assert "TRIGGERS_FILE, then triggers/triggers.py" in help_text
 
 
 def test_check_without_files_uses_the_packaged_defaults(
@@ -102,7 +132,7 @@ def test_check_without_files_uses_the_packaged_defaults(
 ) -> None:
     code, out, _ = run(["check"], capsys)
     assert code == 0
-    assert "  - always false [medium, WARN]" in out
+    assert "  - always false [medium, WARN from MODE]" in out
     assert "whitelist rules (0)" in out
     assert "triggers (0)" in out
 
@@ -232,13 +262,14 @@ def test_audit_from_file_prints_a_table_and_exits_1(
 
 def test_audit_from_file_json(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rules = write(workdir, "r.py", RULES)
-    code, out, _ = run(
+    code, out, err = run(
         ["audit", "--json", "--rules", str(rules), "--from", str(ALL)],
         capsys,
         STOP_ON_FIRST_VIOLATION="false",
         WHITE_LIST="binds_labels|no host binds",
     )
     assert code == 1
+    assert "in use" not in err  # the files are named by `check` and `run` only
     report = json.loads(out)
     assert [item["name"] for item in report] == ["plain", "limits", "binds_labels"]
     assert all(set(item) == JSON_KEYS for item in report)
