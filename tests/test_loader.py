@@ -100,7 +100,7 @@ def test_policy_uses_the_variables_and_the_working_dir(tmp_path: Path) -> None:
         "triggers": str(DEFAULTS_DIR / "triggers.py"),
     }
     assert [str(e) for e in policy.whitelist.images] == ["busybox"]
-    assert [str(e) for e in policy.whitelist.names] == ["docker-enforcer", "docker_enforcer"]
+    assert policy.whitelist.names == ()  # no name is exempt by default
 
 
 def test_policy_version_follows_the_files_content(tmp_path: Path) -> None:

@@ -177,14 +177,15 @@ def test_several_entries_comma_separated() -> None:
     assert verdict(wl).verdict is False
 
 
-def test_default_white_list_exempts_the_enforcer_only() -> None:
+def test_default_white_list_exempts_no_name() -> None:
+    """The original exempted docker-enforcer and docker_enforcer: a name anyone can give a container."""
     defaults = Settings.from_env({})
     wl = Whitelist(defaults.white_list, defaults.image_white_list)
     params = inspected("plain")
     for name in ("docker-enforcer", "docker_enforcer"):
         c = Container(params["Id"], params | {"Name": f"/{name}"})
-        assert verdict(wl, c).exempt == f"WHITE_LIST entry {name}"
-    assert verdict(wl).verdict is True
+        assert verdict(wl, c).exempt is None
+        assert verdict(wl, c).verdict is True
 
 
 # -- whitelist lambdas (whitelist_rules.py) -----------------------------------------------------------------------

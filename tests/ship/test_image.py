@@ -146,7 +146,7 @@ def test_the_originals_run_line_still_works(
     assert rules is not None and rules.status == 200
     assert json.loads(rules.body) == RULES  # the original's /rules: the file's text as a JSON string
     config = http_get(base + "/config")
-    assert config is not None and config.json()["white_list"] == ["docker-enforcer", "docker_enforcer"]
+    assert config is not None and config.json()["white_list"] == []  # by id, not name
 
 
 def test_image_serves_its_status_page(clean_engine: Engine, enforcer_image: str, rules_dir: Path) -> None:
