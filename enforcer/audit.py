@@ -58,6 +58,9 @@ def verdict_json(verdict: Verdict) -> dict[str, Any]:
         "image": c.image,
         "violated_rules": verdict.reasons,
         "rule_errors": [{"rule": e.rule, "error": e.error} for e in verdict.errors],
+        "whitelist_errors": [
+            {"whitelist_rule": e.whitelist_rule, "error": e.error} for e in verdict.whitelist_errors
+        ],
         "whitelisted": list(verdict.whitelisted),
         "exempt": verdict.exempt,
         "state": "created" if _never_started(c) else "running",
@@ -70,7 +73,7 @@ def _never_started(container: Container) -> bool:
 
 
 def table(verdicts: list[Verdict]) -> str:
-    """A plain-text table: container, image, violated rules, rule errors, whitelisted rules."""
+    """A plain-text table: container, image, violated rules, rule (and whitelist lambda) errors, whitelisted rules."""
     headers = ("CONTAINER", "IMAGE", "VIOLATED", "RULE ERRORS", "WHITELISTED")
     rows = [headers]
     for v in verdicts:
@@ -80,7 +83,7 @@ def table(verdicts: list[Verdict]) -> str:
                 v.subject.name + (" (created)" if _never_started(v.subject) else ""),
                 v.subject.image,
                 ", ".join(v.reasons) or "-",
-                "; ".join(str(e) for e in v.errors) or "-",
+                "; ".join(str(e) for e in (*v.errors, *v.whitelist_errors)) or "-",
                 whitelisted or "-",
             )
         )

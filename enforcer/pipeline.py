@@ -104,7 +104,7 @@ class Pipeline:
         # cid -> (rules version, create-time verdict, whether the create check already stopped it)
         self._pending: OrderedDict[str, tuple[str, Verdict, bool]] = OrderedDict()
         self._pending_lock = threading.Lock()
-        self._errors_seen: OrderedDict[tuple[str, str, str], None] = OrderedDict()
+        self._errors_seen: OrderedDict[tuple[str, ...], None] = OrderedDict()
 
     # -- entry points ----------------------------------------------------------------------------------
     def check(
@@ -227,14 +227,20 @@ class Pipeline:
         verdict = judge(container, policy.rules, policy.whitelist, self.options)
         for error in verdict.errors:
             self.metrics.rule_errors.labels(rule=error.rule).inc()
-            # Once at WARNING per rule, container and rules version; every sweep repeats it at DEBUG only.
-            level = logging.WARNING if self._first_error(error.rule, container.cid, policy) else logging.DEBUG
-            log.log(level, "rule error: %s on container %s (%s): %s", error.rule, container.name,
-                    container.short_id, error.error)  # fmt: skip
+            self._log_error("rule", error.rule, error.error, container, policy)
+        for failure in verdict.whitelist_errors:
+            self.metrics.whitelist_rule_errors.labels(whitelist_rule=failure.whitelist_rule).inc()
+            self._log_error("whitelist rule", failure.whitelist_rule, failure.error, container, policy)
         return verdict
 
-    def _first_error(self, rule: str, cid: str, policy: Policy) -> bool:
-        key = (rule, cid, policy.version)
+    def _log_error(self, kind: str, name: str, error: str, container: Container, policy: Policy) -> None:
+        # Once at WARNING per rule (or whitelist lambda), container and rules version; every sweep repeats it
+        # at DEBUG only.
+        first = self._first_error((kind, name, container.cid, policy.version))
+        log.log(logging.WARNING if first else logging.DEBUG, "%s error: %s on container %s (%s): %s", kind, name,
+                container.name, container.short_id, error)  # fmt: skip
+
+    def _first_error(self, key: tuple[str, ...]) -> bool:
         with self._pending_lock:
             if key in self._errors_seen:
                 return False
@@ -302,7 +308,7 @@ class Pipeline:
             source=source,
             owner=container.owner,
             labels={str(k): str(v) for k, v in container.labels.items()},
-            rule_errors=tuple(str(e) for e in verdict.errors),
+            rule_errors=tuple(str(e) for e in (*verdict.errors, *verdict.whitelist_errors)),
             restart_policy=done.restart_policy,
             config=safe_config(container.params) if prevent else None,
         )

@@ -15,13 +15,15 @@ from enforcer.facts.gather import start_key
 from enforcer.judge.judge import JudgeOptions
 from enforcer.judge.policy import Policy
 from enforcer.judge.rules import Rule
-from enforcer.judge.verdict import RuleError, Verdict
+from enforcer.judge.verdict import RuleError, Verdict, WhitelistError
 from enforcer.judge.whitelist import Whitelist
 from enforcer.settings import parse_whitelist
 
 DATA = Path(__file__).resolve().parent / "data"
 ALL = DATA / "all.json"  # plain, limits, binds_labels, started in that order
-JSON_KEYS = {"id", "name", "image", "violated_rules", "rule_errors", "whitelisted", "exempt", "state"}
+JSON_KEYS = {
+    "id", "name", "image", "violated_rules", "rule_errors", "whitelist_errors", "whitelisted", "exempt", "state"
+}  # fmt: skip
 
 
 def inspected(name: str) -> list[dict[str, Any]]:
@@ -145,11 +147,20 @@ def test_verdict_json_shape() -> None:
         "image": "busybox",
         "violated_rules": ["must have memory limit"],
         "rule_errors": [{"rule": "broken", "error": "KeyError: 'x'"}],
+        "whitelist_errors": [],
         "whitelisted": ["no host binds"],
         "exempt": None,
         "state": "running",
     }
     json.dumps(out)
+
+
+def test_whitelist_lambda_errors_are_shown_with_the_rule_errors() -> None:
+    plain = inspected("plain")[0]
+    c = Container(plain["Id"], plain)
+    v = Verdict(c, (MEMORY,), whitelist_errors=(WhitelistError("broken", "KeyError: 'x'"),))
+    assert verdict_json(v)["whitelist_errors"] == [{"whitelist_rule": "broken", "error": "KeyError: 'x'"}]
+    assert "whitelist rule broken: KeyError: 'x'" in table([v]).splitlines()[1]
 
 
 def test_verdict_json_of_an_exempt_container() -> None:

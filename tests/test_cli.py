@@ -25,7 +25,9 @@ from enforcer.cli import main
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 ALL = DATA / "all.json"  # plain, limits, binds_labels
-JSON_KEYS = {"id", "name", "image", "violated_rules", "rule_errors", "whitelisted", "exempt", "state"}
+JSON_KEYS = {
+    "id", "name", "image", "violated_rules", "rule_errors", "whitelist_errors", "whitelisted", "exempt", "state"
+}  # fmt: skip
 RULES = """
 rules = [
     {"name": "must have memory limit", "rule": lambda c: c.params["hostconfig"]["memory"] == 0,
@@ -281,6 +283,7 @@ def test_audit_from_file_json(workdir: Path, capsys: pytest.CaptureFixture[str])
         "image": "busybox",
         "violated_rules": ["must have memory limit"],
         "rule_errors": [{"rule": "broken", "error": "KeyError: 'NoSuchKey'"}],
+        "whitelist_errors": [],
         "whitelisted": [],
         "exempt": None,
         "state": "running",

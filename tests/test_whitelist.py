@@ -16,9 +16,9 @@ import pytest
 from enforcer.dockerhost.errors import EngineError
 from enforcer.facts.container import Container
 from enforcer.facts.gather import FactGatherer, GatherOptions
-from enforcer.judge.judge import judge
+from enforcer.judge.judge import JudgeOptions, judge
 from enforcer.judge.rules import Rule, WhitelistRule
-from enforcer.judge.verdict import Verdict
+from enforcer.judge.verdict import Verdict, WhitelistError
 from enforcer.judge.whitelist import Whitelist, image_references
 from enforcer.settings import Settings, parse_whitelist
 
@@ -211,6 +211,42 @@ def test_a_raising_whitelist_lambda_exempts_nothing_and_crashes_nothing() -> Non
     v = verdict(wl)
     assert v.verdict is True
     assert v.errors == ()
+    assert v.whitelist_errors == (WhitelistError("broken", "KeyError: 'nope'"),)
+    assert str(v.whitelist_errors[0]) == "whitelist rule broken: KeyError: 'nope'"
+
+
+def test_a_whitelist_lambda_error_is_kept_once_per_lambda_whatever_the_rules() -> None:
+    rules = (*RULES, Rule("other", lambda c: True), Rule("third", lambda c: True))
+    wl = whitelist(
+        "",
+        "",
+        WhitelistRule("broken", lambda c, r: {"third": False}[r]),
+        WhitelistRule("fine", lambda c, r: r == "third"),
+        WhitelistRule("also broken", lambda c, r: 1 / 0),
+    )
+    v = verdict(wl, rules=rules)
+    assert v.reasons == [CPU_RULE]  # stops at the first violation: the lambdas ran for one rule
+    assert v.whitelist_errors == (
+        WhitelistError("broken", f"KeyError: {CPU_RULE!r}"),
+        WhitelistError("also broken", "ZeroDivisionError: division by zero"),
+    )
+    v = judge(container(), rules, wl, JudgeOptions(stop_on_first_violation=False))
+    assert v.reasons == [CPU_RULE, "other"]
+    assert v.whitelisted == ("third",)
+    assert v.whitelist_errors == (  # "broken" raised for two rules: its first error is kept
+        WhitelistError("broken", f"KeyError: {CPU_RULE!r}"),
+        WhitelistError("also broken", "ZeroDivisionError: division by zero"),
+    )
+
+
+def test_a_whitelist_lambda_error_hides_the_containers_env_values() -> None:
+    params = inspected("plain")
+    params["Config"]["Env"] = ["DB_PASSWORD=hunter2-secret", "PATH=/bin"]
+    c = Container(params["Id"], params)
+    wl = whitelist("", "", WhitelistRule("leaky", lambda c, r: int(c.params["Config"]["Env"][0])))
+    (error,) = verdict(wl, c).whitelist_errors
+    assert "hunter2-secret" not in error.error
+    assert error.error.startswith("ValueError: invalid literal for int() with base 10: ")
 
 
 def test_any_whitelist_lambda_may_exempt() -> None:

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from enforcer.facts.container import Container, FactUnavailable
-from enforcer.judge.rules import Rule
-from enforcer.judge.verdict import RuleError, Verdict
+from enforcer.judge.rules import Rule, WhitelistRule
+from enforcer.judge.verdict import RuleError, Verdict, WhitelistError
 from enforcer.judge.whitelist import Whitelist
 
 OWN_CONTAINER = "docker-enforcer's own container"
@@ -39,7 +39,15 @@ def judge(
     errors: list[RuleError] = []
     whitelisted: list[str] = []
     deferred: list[str] = []
-    exempt = whitelist.rule_exemptions(container)
+    failed: dict[str, WhitelistError] = {}  # the first error of each whitelist lambda
+
+    def whitelist_failed(custom: WhitelistRule, exc: Exception) -> None:
+        if custom.name not in failed:
+            failed[custom.name] = WhitelistError(
+                custom.name, redact(f"{type(exc).__name__}: {exc}", container)
+            )
+
+    exempt = whitelist.rule_exemptions(container, whitelist_failed)
     for rule in rules:
         if exempt(rule.name):
             whitelisted.append(rule.name)
@@ -56,7 +64,15 @@ def judge(
             violated.append(rule)
             if options.stop_on_first_violation:
                 break
-    return Verdict(container, tuple(violated), tuple(errors), tuple(whitelisted), None, tuple(deferred))
+    return Verdict(
+        container,
+        tuple(violated),
+        tuple(errors),
+        tuple(whitelisted),
+        None,
+        tuple(deferred),
+        tuple(failed.values()),
+    )
 
 
 def redact(message: str, container: Container) -> str:

@@ -20,6 +20,17 @@ class RuleError:
 
 
 @dataclass(frozen=True)
+class WhitelistError:
+    """A whitelist lambda that raised (it exempted nothing); `error` is redacted as a RuleError's is."""
+
+    whitelist_rule: str
+    error: str
+
+    def __str__(self) -> str:
+        return f"whitelist rule {self.whitelist_rule}: {self.error}"
+
+
+@dataclass(frozen=True)
 class Verdict:
     """What the judge found; `verdict`, `subject` and `reasons` keep the original's trigger interface."""
 
@@ -29,6 +40,7 @@ class Verdict:
     whitelisted: tuple[str, ...] = ()  # names of rules the container is exempt from
     exempt: str | None = None  # why the whole container was skipped
     deferred: tuple[str, ...] = ()  # rules that need facts not known yet (metrics before start)
+    whitelist_errors: tuple[WhitelistError, ...] = ()  # one per whitelist lambda that raised
 
     @property
     def verdict(self) -> bool:

@@ -55,8 +55,12 @@ class Whitelist:
         """Why the container is exempt from one rule, or None. A raising whitelist lambda exempts nothing."""
         return self.rule_exemptions(container)(rule_name)
 
-    def rule_exemptions(self, container: Container) -> Callable[[str], str | None]:
-        """`exempts_from_rule` for one container, its name and image forms worked out once, not per rule."""
+    def rule_exemptions(
+        self, container: Container, on_error: Callable[[WhitelistRule, Exception], None] | None = None
+    ) -> Callable[[str], str | None]:
+        """`exempts_from_rule` for one container, its name and image forms worked out once, not per rule.
+
+        A whitelist lambda that raises exempts nothing (as in the original); `on_error` is told about it."""
         names = [entry for entry in self.names if entry.rule is not None]
         images = [entry for entry in self.images if entry.rule is not None]
         if not names and not images and not self.rules:
@@ -75,8 +79,9 @@ class Whitelist:
                 try:
                     if custom.check(container, rule_name):
                         return str(custom)
-                except Exception:  # noqa: BLE001 - a broken whitelist lambda must not exempt or crash
-                    continue
+                except Exception as exc:  # noqa: BLE001 - a broken whitelist lambda must not exempt or crash
+                    if on_error is not None:
+                        on_error(custom, exc)
             return None
 
         return exempt

@@ -43,6 +43,12 @@ class Metrics:
             PREFIX + "actions", "Actions taken by outcome.", ["action", "outcome"], registry=r
         )
         self.rule_errors = Counter(PREFIX + "rule_errors", "Rules that raised.", ["rule"], registry=r)
+        self.whitelist_rule_errors = Counter(
+            PREFIX + "whitelist_rule_errors",
+            "Whitelist lambdas that raised (each exempted nothing).",
+            ["whitelist_rule"],
+            registry=r,
+        )
         self.trigger_errors = Counter(
             PREFIX + "trigger_errors", "Triggers that raised or timed out.", ["trigger"], registry=r
         )

@@ -22,7 +22,8 @@ DASHBOARD = DEPLOY / "grafana" / "dashboard.json"
 # Every metric docker-enforcer exposes (enforcer/report/metrics.py), as Prometheus names its series.
 METRICS = {
     "containers_stopped_total", "docker_enforcer_detections_total", "docker_enforcer_actions_total",
-    "docker_enforcer_rule_errors_total", "docker_enforcer_trigger_errors_total", "docker_enforcer_checks_total",
+    "docker_enforcer_rule_errors_total", "docker_enforcer_whitelist_rule_errors_total",
+    "docker_enforcer_trigger_errors_total", "docker_enforcer_checks_total",
     "docker_enforcer_sweep_duration_seconds_bucket", "docker_enforcer_sweep_duration_seconds_sum",
     "docker_enforcer_sweep_duration_seconds_count", "docker_enforcer_sweep_failures_total",
     "docker_enforcer_last_sweep_timestamp_seconds", "docker_enforcer_event_to_action_seconds_bucket",
@@ -98,6 +99,8 @@ def cases() -> list[dict[str, Any]]:
         ),
         fires("DockerEnforcerRuleErrors", "10m", [series("docker_enforcer_rule_errors_total", "0x5 1x10", rule="r")], rule="r", **warn),
         quiet("DockerEnforcerRuleErrors", "40m", [series("docker_enforcer_rule_errors_total", "0x5 1x40", rule="r")]),
+        fires("DockerEnforcerWhitelistRuleErrors", "10m", [series("docker_enforcer_whitelist_rule_errors_total", "0x5 1x10", whitelist_rule="w")], whitelist_rule="w", **warn),
+        quiet("DockerEnforcerWhitelistRuleErrors", "40m", [series("docker_enforcer_whitelist_rule_errors_total", "0x5 1x40", whitelist_rule="w")]),
         fires("DockerEnforcerTriggerErrors", "10m", [series("docker_enforcer_trigger_errors_total", "0x5 3x10", trigger="t")], trigger="t", **warn),
         # A broken file: the alert holds until a reload succeeds, however long that takes.
         fires(
