@@ -26,6 +26,7 @@ from enforcer.dockerhost.self_id import own_container_id
 from enforcer.facts.gather import FactGatherer, GatherOptions
 from enforcer.judge.policy import Policy
 from enforcer.pipeline import Pipeline
+from enforcer.policy_in_force import PolicyInForce
 from enforcer.record.store import DetectionStore, StoreError
 from enforcer.report.app import create_app
 from enforcer.report.metrics import Metrics
@@ -56,15 +57,16 @@ class Daemon:
         self.stop = threading.Event()
         self.reload_requested = threading.Event()
         self.metrics = Metrics(str(settings.mode))
-        self.status = Status(settings, policy)
+        self.status = Status(settings)
+        self.in_force = PolicyInForce(policy)
         try:
             self.store = DetectionStore(settings.state_db, settings.detections_max_age_days)
         except StoreError as exc:
             raise StartupError(str(exc)) from None
         self.metrics.count_distinct_detected(self.store.distinct_containers)
-        self.reloader = PolicyReloader(settings, self.status, self.metrics)
+        self.reloader = PolicyReloader(settings, self.in_force, self.metrics)
         self.api = ApiServer(
-            create_app(settings, self.status, self.store, self.metrics, socket.gethostname()),
+            create_app(settings, self.status, self.in_force, self.store, self.metrics, socket.gethostname()),
             *settings.listen_address,
         )
         self.scheduler = BackgroundScheduler(timezone="UTC")
@@ -89,7 +91,7 @@ class Daemon:
         log.info(
             "docker-enforcer %s starting: mode=%s socket=%s events=%s sweeps=%s interval=%ss rules version %s",
             __version__, s.mode, s.docker_socket, s.run_start_events, s.run_periodic, s.check_interval_s,
-            self.status.policy.version[:12],
+            self.in_force.get().version[:12],
         )  # fmt: skip
         try:
             self.api.start()
@@ -155,7 +157,7 @@ class Daemon:
         if own:
             log.info("running in container %s: it is never judged", own[:12])
         pipeline = Pipeline(
-            s, self.status, self.gatherer, Actuator(host, s.stop_timeout_s), self.store, self.triggers,
+            s, self.in_force, self.gatherer, Actuator(host, s.stop_timeout_s), self.store, self.triggers,
             self.metrics, own,
         )  # fmt: skip
         self.sweeper = Sweeper(
@@ -170,7 +172,7 @@ class Daemon:
         if s.run_start_events:
             sweeper = self.sweeper
             self.watcher = EventWatcher(
-                s, host, pipeline, self.status, self.metrics,
+                s, host, pipeline, self.status, self.in_force, self.metrics,
                 catch_up=lambda: request_sweep(self.scheduler, sweeper), stop=self.stop,
             )  # fmt: skip
             self._watcher_thread = _guarded_thread("events", self.watcher.run, self.stop)

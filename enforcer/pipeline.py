@@ -25,10 +25,10 @@ from enforcer.judge.judge import JudgeOptions, judge
 from enforcer.judge.policy import Policy
 from enforcer.judge.rules import Rule
 from enforcer.judge.verdict import Verdict
+from enforcer.policy_in_force import PolicyInForce
 from enforcer.record.model import Action, Finding, Outcome, safe_config
 from enforcer.report.metrics import Metrics
 from enforcer.settings import Mode, Settings
-from enforcer.status import Status
 
 log = logging.getLogger("enforcer.pipeline")
 PENDING_LIMIT = 10_000
@@ -82,7 +82,7 @@ class Pipeline:
     def __init__(
         self,
         settings: Settings,
-        status: Status,
+        in_force: PolicyInForce,
         gatherer: FactGatherer,
         actuator: Actuator,
         recorder: Recorder,
@@ -91,7 +91,7 @@ class Pipeline:
         own_container_id: str | None = None,
     ) -> None:
         self.settings = settings
-        self.status = status
+        self.in_force = in_force
         self.gatherer = gatherer
         self.actuator = actuator
         self.recorder = recorder
@@ -112,7 +112,7 @@ class Pipeline:
     ) -> Verdict | None:
         """Check one container by id (start, update and rename events). None when it vanished."""
         with self._locks.hold(cid):
-            policy = self.status.policy
+            policy = self.in_force.get()
             verdict, deferred, acted = self._take_pending(cid, policy)
             if acted and source == "event" and not fresh:
                 return verdict  # the create check found it started and stopped it already
@@ -129,7 +129,7 @@ class Pipeline:
     def check_container(self, container: Container, source: str) -> Verdict:
         """Check a container whose facts were gathered already (sweeps)."""
         with self._locks.hold(container.cid):
-            policy = self.status.policy
+            policy = self.in_force.get()
             return self._conclude(self._judge(container, policy), policy, source, None)
 
     def inspect_created(self, cid: str) -> Answer[Json]:
@@ -183,7 +183,7 @@ class Pipeline:
     ) -> tuple[Verdict | None, Callable[[], Verdict] | None]:
         """Judge, then keep the verdict for the start check or send the removal; returns the verdict (None
         when the container is gone) and what is left to do for a violator found at create."""
-        policy = self.status.policy
+        policy = self.in_force.get()
         try:
             # Not kept in the params cache: the start path and sweeps need the running container's state
             # (State.StartedAt orders containers for `position`).

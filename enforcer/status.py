@@ -1,4 +1,4 @@
-"""The daemon's live state, shared by the sources and the status API: health, last sweep, policy in force."""
+"""The daemon's health, shared by the sources and the status API: engine, event stream, sweeps."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from enforcer.judge.policy import Policy
 from enforcer.record.model import utcnow
 from enforcer.settings import Settings
 
@@ -28,7 +27,6 @@ class Status:
     """Mutable, thread-safe snapshot holder; readers get copies through the methods."""
 
     settings: Settings
-    policy: Policy
     started_at: datetime = field(default_factory=utcnow)
     engine_ok: bool = False
     engine_error: str | None = None
@@ -62,10 +60,6 @@ class Status:
         with self._lock:
             self.last_sweep = SweepTimes(start, end)
             self.sweep_running_since = None
-
-    def set_policy(self, policy: Policy) -> None:
-        with self._lock:
-            self.policy = policy
 
     def problems(self, now: datetime | None = None) -> list[str]:
         """What is wrong, for /healthz (empty when healthy)."""

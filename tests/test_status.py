@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from enforcer.judge.policy import load_policy
 from enforcer.settings import Settings
 from enforcer.status import Status
 
 
 def test_a_failed_sweep_is_not_running_and_keeps_the_last_finished_one() -> None:
     settings = Settings()
-    status = Status(settings, load_policy(settings))
+    status = Status(settings)
     first = datetime(2026, 1, 1, tzinfo=UTC)
     status.sweep_started(first)
     status.sweep_finished(first, first + timedelta(seconds=1))

@@ -42,6 +42,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from enforcer import __version__
 from enforcer.judge.policy import Policy
+from enforcer.policy_in_force import PolicyInForce
 from enforcer.record.store import Detection, DetectionStore, StoreError
 from enforcer.report import page
 from enforcer.report.metrics import Metrics
@@ -57,11 +58,16 @@ MAX_LIMIT = 10_000_000
 
 
 def create_app(
-    settings: Settings, status: Status, store: DetectionStore, metrics: Metrics, host_name: str
+    settings: Settings,
+    status: Status,
+    in_force: PolicyInForce,
+    store: DetectionStore,
+    metrics: Metrics,
+    host_name: str,
 ) -> Flask:
     """The status app; it only reads from its parts, and never changes anything."""
     app = Flask(__name__)
-    views = _Views(settings, status, store, metrics, host_name)
+    views = _Views(settings, status, in_force, store, metrics, host_name)
     app.before_request(views.authorize)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(StoreError, _store_error)
@@ -101,10 +107,17 @@ class Query:
 
 class _Views:
     def __init__(
-        self, settings: Settings, status: Status, store: DetectionStore, metrics: Metrics, host: str
+        self,
+        settings: Settings,
+        status: Status,
+        in_force: PolicyInForce,
+        store: DetectionStore,
+        metrics: Metrics,
+        host: str,
     ) -> None:
         self.settings = settings
         self.status = status
+        self.in_force = in_force
         self.store = store
         self.metrics_registry = metrics
         self._host = host
@@ -161,7 +174,7 @@ class _Views:
             host=self.host,
             version=__version__,
             settings=self.settings,
-            policy=self.status.policy,
+            policy=self.in_force.get(),
             problems=tuple(self.status.problems()),
             last_sweep=self.status.last_sweep,
             sweep_running_since=self.status.sweep_running_since,
@@ -177,7 +190,7 @@ class _Views:
         return self._file("triggers")
 
     def _file(self, kind: str) -> Response:
-        policy = self.status.policy
+        policy = self.in_force.get()
         listing = file_listing(kind, policy, self.settings)
         if wants_html(request):
             return _html(page.file_page(kind, listing, self.host))
@@ -186,7 +199,7 @@ class _Views:
         return _json(listing["text"])
 
     def config(self) -> Response:
-        body = config_json(self.settings, self.status.policy, self.host)
+        body = config_json(self.settings, self.in_force.get(), self.host)
         if wants_html(request):
             return _html(page.config_page(body, self.host))
         return _json(body)

@@ -21,6 +21,7 @@ from typing import Any
 from enforcer.dockerhost.client import DockerHost
 from enforcer.dockerhost.errors import EngineError
 from enforcer.pipeline import Pipeline
+from enforcer.policy_in_force import PolicyInForce
 from enforcer.report.metrics import Metrics
 from enforcer.retry import Backoff
 from enforcer.settings import Settings
@@ -46,6 +47,7 @@ class EventWatcher:
         host: DockerHost,
         pipeline: Pipeline,
         status: Status,
+        in_force: PolicyInForce,
         metrics: Metrics,
         catch_up: Callable[[], None],
         stop: threading.Event,
@@ -55,6 +57,7 @@ class EventWatcher:
         self.host = host
         self.pipeline = pipeline
         self.status = status
+        self.in_force = in_force
         self.metrics = metrics
         self.catch_up = catch_up
         self.stop = stop
@@ -160,7 +163,7 @@ class EventWatcher:
         a worker waits for a CPU just when the engine and the client hold both on a busy host; the rest
         (reading the removal's answer, the record) goes to a worker. Otherwise the whole check does."""
         inspected = self.pipeline.inspect_created(cid)
-        version = self.status.policy.version
+        version = self.in_force.get().version
         if self._slow_rules_version != version and inspected.ready(RACE_WAIT_S):
             began = time.perf_counter()
             try:

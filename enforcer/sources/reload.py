@@ -11,9 +11,9 @@ from pathlib import Path
 
 from enforcer.judge.loader import RulesFileError, resolve
 from enforcer.judge.policy import load_policy
+from enforcer.policy_in_force import PolicyInForce
 from enforcer.report.metrics import Metrics
 from enforcer.settings import Settings
-from enforcer.status import Status
 
 log = logging.getLogger("enforcer.reload")
 KINDS = ("rules", "whitelist_rules", "triggers")
@@ -37,9 +37,11 @@ def _fingerprint(settings: Settings) -> tuple[tuple[str, int, int], ...]:
 
 
 class PolicyReloader:
-    def __init__(self, settings: Settings, status: Status, metrics: Metrics, cwd: Path | None = None) -> None:
+    def __init__(
+        self, settings: Settings, in_force: PolicyInForce, metrics: Metrics, cwd: Path | None = None
+    ) -> None:
         self.settings = settings
-        self.status = status
+        self.in_force = in_force
         self.metrics = metrics
         self.cwd = cwd
         self._seen = _fingerprint(settings)
@@ -58,8 +60,7 @@ class PolicyReloader:
             self.metrics.rule_reload_errors.inc()
             log.error("reload (%s) refused, the previous rules stay in force: %s", reason, exc)
             return False
-        old = self.status.policy.version
-        self.status.set_policy(policy)
+        old = self.in_force.replace(policy).version
         self.metrics.rule_reloads.inc()
         if policy.version != old:
             log.info(

@@ -17,9 +17,12 @@ from support.engine import HOST_DOCKER_VARS
 
 from enforcer.dockerhost.answer import Answer
 from enforcer.dockerhost.errors import EngineError
+from enforcer.judge.policy import Policy
+from enforcer.policy_in_force import PolicyInForce
 from enforcer.report.metrics import Metrics
 from enforcer.settings import Settings
 from enforcer.sources.events import EventWatcher
+from enforcer.status import Status
 
 
 # -- event dispatch --------------------------------------------------------------------------------------
@@ -64,9 +67,9 @@ class FakePipeline:
         self._note("forget", cid)
 
 
-class FakeStatus:
-    def __init__(self) -> None:
-        self.policy = SimpleNamespace(version="v1")
+def policy_version(version: str) -> Policy:
+    """A policy whose rules version is `version` (the watcher reads nothing else of it)."""
+    return SimpleNamespace(version=version)  # type: ignore[return-value]
 
 
 @pytest.fixture
@@ -77,7 +80,8 @@ def watcher() -> Any:
         settings,
         host=None,  # type: ignore[arg-type]  # _dispatch never talks to the engine
         pipeline=pipeline,  # type: ignore[arg-type]
-        status=FakeStatus(),  # type: ignore[arg-type]
+        status=Status(settings),
+        in_force=PolicyInForce(policy_version("v1")),
         metrics=Metrics("KILL"),
         catch_up=lambda: None,
         stop=threading.Event(),
@@ -167,7 +171,7 @@ def test_slow_rules_send_create_checks_to_workers_until_the_rules_change(
     assert (raced, handed) == (["slow0", "slow1", "slow2"], ["slow3"])
     assert "3 times in a row: create checks run on workers until the rules change" in caplog.text
 
-    events.status.policy.version = "v2"
+    events.in_force.replace(policy_version("v2"))
     pipeline.calls.clear()
     dispatched(events, pipeline, event("new", "create", 10))
     assert [name for name, _ in pipeline.calls if name.endswith("_created")] == [

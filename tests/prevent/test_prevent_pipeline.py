@@ -21,10 +21,10 @@ from enforcer.judge.policy import Policy
 from enforcer.judge.rules import Rule
 from enforcer.judge.whitelist import Whitelist
 from enforcer.pipeline import Pipeline
+from enforcer.policy_in_force import PolicyInForce
 from enforcer.record.model import Finding
 from enforcer.report.metrics import Metrics
 from enforcer.settings import Mode, Settings
-from enforcer.status import Status
 
 BAD = "b" * 64
 GOOD = "g" * 64
@@ -131,10 +131,9 @@ class Harness:
         self.metrics = Metrics(str(settings.mode))
         self.triggers = TriggerRunner(on_error=lambda name: None)
         self.gatherer = FactGatherer(self.engine, GatherOptions())  # type: ignore[arg-type]
-        policy = Policy(rules, Whitelist(), ())
         self.pipeline = Pipeline(
             settings,
-            Status(settings, policy),
+            PolicyInForce(Policy(rules, Whitelist(), ())),
             self.gatherer,
             Actuator(self.engine),  # type: ignore[arg-type]
             self.recorder,

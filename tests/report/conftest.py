@@ -23,6 +23,7 @@ from flask.testing import FlaskClient
 from report_support import HOST, RULES_TEXT, TRIGGERS_TEXT, finding
 
 from enforcer.judge.policy import Policy, load_policy
+from enforcer.policy_in_force import PolicyInForce
 from enforcer.record.model import Finding
 from enforcer.record.store import DetectionStore
 from enforcer.report.app import create_app
@@ -47,8 +48,8 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-def status(settings: Settings, policy: Policy) -> Status:
-    live = Status(settings, policy)
+def status(settings: Settings) -> Status:
+    live = Status(settings)
     live.set_engine(True)
     return live
 
@@ -69,12 +70,12 @@ def metrics(store: DetectionStore) -> Metrics:
 
 @pytest.fixture
 def make_app(
-    settings: Settings, status: Status, store: DetectionStore, metrics: Metrics
+    settings: Settings, status: Status, policy: Policy, store: DetectionStore, metrics: Metrics
 ) -> Callable[..., Flask]:
     def factory(**overrides: Any) -> Flask:
         app_settings = replace(settings, **overrides)
         status.settings = app_settings
-        app = create_app(app_settings, status, store, metrics, HOST)
+        app = create_app(app_settings, status, PolicyInForce(policy), store, metrics, HOST)
         app.testing = True
         return app
 

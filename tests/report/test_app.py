@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 from report_support import CID, HOST, HTML_LABEL, QUOTED_RULE, RULES_TEXT, SAFE_RULE, TRIGGERS_TEXT
 
+from enforcer.judge.policy import Policy
 from enforcer.record.model import Action, Finding, Outcome, safe_config
 from enforcer.record.store import DetectionStore, StoreError
 from enforcer.report.metrics import Metrics
@@ -328,14 +329,14 @@ def test_rules_and_triggers_give_the_file_text_as_a_json_string(client: FlaskCli
     assert get_json(client, "/triggers") == TRIGGERS_TEXT
 
 
-def test_structured_rules_list_names_severities_and_modes(client: FlaskClient, status: Status) -> None:
+def test_structured_rules_list_names_severities_and_modes(client: FlaskClient, policy: Policy) -> None:
     body = get_json(client, "/rules?structured=1")
 
     assert isinstance(body, dict)
     assert body["text"] == RULES_TEXT
-    assert body["path"] == status.policy.sources["rules"].path
-    assert body["sha256"] == status.policy.sources["rules"].sha256
-    assert body["version"] == status.policy.version
+    assert body["path"] == policy.sources["rules"].path
+    assert body["sha256"] == policy.sources["rules"].sha256
+    assert body["version"] == policy.version
     assert [(r["name"], r["severity"], r["mode"], r["effective_mode"]) for r in body["rules"]] == [
         (QUOTED_RULE, "high", None, "KILL"),
         (SAFE_RULE, "medium", "WARN", "WARN"),
@@ -353,13 +354,13 @@ def test_rules_page_escapes_the_file(client: FlaskClient) -> None:
     assert '<a href="/#rule-1">' in page
 
 
-def test_config_has_settings_files_and_rules_version(client: FlaskClient, status: Status) -> None:
+def test_config_has_settings_files_and_rules_version(client: FlaskClient, policy: Policy) -> None:
     body = get_json(client, "/config")
 
     assert isinstance(body, dict)
     assert body["mode"] == "KILL" and body["check_interval_s"] == 600
-    assert body["rules_version"] == status.policy.version
-    assert body["files"]["rules"]["path"] == status.policy.sources["rules"].path
+    assert body["rules_version"] == policy.version
+    assert body["files"]["rules"]["path"] == policy.sources["rules"].path
     assert body["host"] == HOST and "version" in body
     assert body["api_token_set"] is False
 
