@@ -25,7 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("sources", "audit"),  # what asks for a check: events, sweeps, policy reloads; the audit command
     ("pipeline",),  # gather -> judge -> act -> record for one container
     ("report",),  # API, page, metrics
-    ("status", "act"),
+    ("status", "policy_in_force", "act"),  # health; the policy in force; acting on a verdict
     ("defaults",),  # user files shipped as defaults; loaded by path, never imported
     ("judge", "library", "record"),
     ("facts",),
@@ -34,7 +34,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 )
 
 # Parts that never do engine I/O, whatever their layer allows: rules stay testable with plain dicts.
-PURE = ("judge", "library", "defaults", "record", "report", "status", "settings")
+PURE = ("judge", "library", "defaults", "record", "report", "status", "policy_in_force", "settings")
 ENGINE_IO = ("dockerhost", "facts.gather")
 
 
