@@ -15,10 +15,10 @@ from enforcer.judge.policy import Policy
 from enforcer.judge.rules import Loaded, Rule, WhitelistRule
 from enforcer.judge.whitelist import Whitelist
 from enforcer.pipeline import Pipeline
+from enforcer.policy_in_force import PolicyInForce
 from enforcer.record.model import Finding
 from enforcer.report.metrics import Metrics
 from enforcer.settings import Mode, Settings
-from enforcer.status import Status
 
 SECRET = "hunter2-secret"
 RULES = (
@@ -52,7 +52,7 @@ def pipeline() -> Iterator[tuple[Pipeline, Recorder]]:
     recorder = Recorder()
     made = Pipeline(
         settings,
-        Status(settings, policy("v1")),
+        PolicyInForce(policy("v1")),
         None,  # type: ignore[arg-type]  # sweeps hand their facts over: no gathering
         None,  # type: ignore[arg-type]  # WARN mode: no action on the engine
         recorder,
@@ -83,7 +83,7 @@ def test_a_raising_whitelist_lambda_is_counted_logged_once_and_recorded_like_a_r
     checks.check_container(container("bad-1"), "periodic")
     checks.check_container(container("bad-1"), "periodic")  # the next sweep
     checks.check_container(container("bad-2"), "periodic")  # another container
-    checks.status.set_policy(policy("v2"))
+    checks.in_force.replace(policy("v2"))
     checks.check_container(container("bad-1"), "periodic")  # a new rules version
 
     assert errors_logged(caplog) == [
