@@ -23,8 +23,9 @@ Endpoints (GET only; JSON unless the client lists text/html in Accept, then the 
 - `/metrics`: Prometheus text format 0.0.4.
 - `/healthz`: 200 `{"status": "ok", "problems": [], ...}` or 503 `{"status": "unhealthy", "problems": [...]}`.
 
-With API_TOKEN set every endpoint but /healthz (and /metrics when METRICS_PUBLIC) needs
-`Authorization: Bearer <token>`, else 401.
+Before anything else, every request's `Host` must be an IP address, `localhost`, one of the host's names or
+a name in ALLOWED_HOSTS (see `hosts`), else 421 Misdirected Request. Then, with API_TOKEN set, every endpoint
+but /healthz (and /metrics when METRICS_PUBLIC) needs `Authorization: Bearer <token>`, else 401.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from enforcer.judge.policy import Policy
 from enforcer.policy_in_force import PolicyInForce
 from enforcer.record.store import Detection, DetectionStore, StoreError
 from enforcer.report import page
+from enforcer.report.hosts import HostCheck
 from enforcer.report.metrics import Metrics
 from enforcer.settings import Settings
 from enforcer.status import Status
@@ -68,6 +70,7 @@ def create_app(
     """The status app; it only reads from its parts, and never changes anything."""
     app = Flask(__name__)
     views = _Views(settings, status, in_force, store, metrics, host_name)
+    app.before_request(views.check_host)  # registration order is call order: hosts before the token
     app.before_request(views.authorize)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(StoreError, _store_error)
@@ -121,11 +124,23 @@ class _Views:
         self.store = store
         self.metrics_registry = metrics
         self._host = host
+        self.hosts = HostCheck(settings.allowed_hosts, host, lambda: self.host)
 
     @property
     def host(self) -> str:
         """The engine's host name once known (inside a container, the local host name is the container id)."""
         return self.status.engine_host or self._host
+
+    def check_host(self) -> Response | None:
+        """421 for a Host header naming someone else (a DNS-rebinding page): the name is not echoed."""
+        if self.hosts.allows(request.headers.get("Host", "")):
+            return None
+        return _error(
+            421,
+            "misdirected request",
+            "this API answers requests for its IP addresses, localhost, this host's names and the names in "
+            "its ALLOWED_HOSTS setting",
+        )
 
     def authorize(self) -> Response | None:
         """401 unless the request carries the API token (when one is set) or the endpoint is public."""
@@ -136,10 +151,7 @@ class _Views:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
             return None
-        response = _json(
-            {"error": "unauthorized", "message": "send the header Authorization: Bearer <API_TOKEN>"}
-        )
-        response.status_code = 401
+        response = _error(401, "unauthorized", "send the header Authorization: Bearer <API_TOKEN>")
         response.headers["WWW-Authenticate"] = 'Bearer realm="docker-enforcer"'
         return response
 
@@ -335,6 +347,12 @@ def _time(name: str, raw: str | None) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
+def _error(status: int, error: str, message: str) -> Response:
+    response = _json({"error": error, "message": message})
+    response.status_code = status
+    return response
+
+
 def _json(body: Any) -> Response:
     text = json.dumps(body, indent=2, ensure_ascii=False, default=str)
     return Response(text + "\n", content_type="application/json; charset=utf-8")
@@ -356,6 +374,4 @@ def _http_error(exc: HTTPException) -> BaseResponse:
 
 def _store_error(exc: StoreError) -> Response:
     log.error("status request failed: %s", exc)
-    response = _json({"error": "detections store unavailable", "message": str(exc)})
-    response.status_code = 503
-    return response
+    return _error(503, "detections store unavailable", str(exc))

@@ -76,3 +76,21 @@ def test_stop_closes_the_port(make_app: Callable[..., Flask]) -> None:
 def test_a_taken_port_is_an_error_at_start(server: ApiServer, make_app: Callable[..., Flask]) -> None:
     with pytest.raises(OSError):
         ApiServer(make_app(), "127.0.0.1", server.port).start()
+
+
+def raw_get(port: int, path: str, host: str) -> str:
+    """The whole answer to a GET sent over a socket with exactly this Host header."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode()
+
+
+def test_a_foreign_host_header_is_refused_by_the_served_app(server: ApiServer) -> None:
+    """What a DNS-rebinding page makes a browser send: the API's address, the attacker's name."""
+    refused = raw_get(server.port, "/config", "rebind.attacker.example:8888")
+    assert refused.startswith("HTTP/1.1 421 ") and "attacker" not in refused, refused
+    answered = raw_get(server.port, "/config", f"127.0.0.1:{server.port}")
+    assert answered.startswith("HTTP/1.1 200 ") and '"listen_address"' in answered, answered
