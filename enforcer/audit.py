@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,75 @@ def table(verdicts: list[Verdict]) -> str:
                 whitelisted or "-",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(headers) - 1)]
+    return columns(rows)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One container whose verdict differs between two rules versions (what-if)."""
+
+    container: Container
+    before: tuple[str, ...]  # rules the old version flags
+    after: tuple[str, ...]  # rules the new version flags
+
+    @property
+    def flagged(self) -> tuple[str, ...]:
+        """Rules that newly flag the container."""
+        return tuple(rule for rule in self.after if rule not in self.before)
+
+    @property
+    def released(self) -> tuple[str, ...]:
+        """Rules that flagged it and no longer do."""
+        return tuple(rule for rule in self.before if rule not in self.after)
+
+    def json(self) -> dict[str, Any]:
+        c = self.container
+        return {
+            "id": c.cid,
+            "name": c.name,
+            "image": c.image,
+            "before": list(self.before),
+            "after": list(self.after),
+            "newly_flagged": list(self.flagged),
+            "released": list(self.released),
+        }
+
+
+def compare(verdicts: list[Verdict], old: Policy, new: Policy, options: JudgeOptions) -> list[Change]:
+    """The containers already judged, judged again by both versions; those whose violated rules differ."""
+    changes = []
+    for verdict in verdicts:
+        container = verdict.subject
+        before = judge(container, old.rules, old.whitelist, options).reasons
+        after = judge(container, new.rules, new.whitelist, options).reasons
+        if set(before) != set(after):
+            changes.append(Change(container, tuple(before), tuple(after)))
+    return changes
+
+
+def change_table(changes: list[Change], old_path: Path, new_path: str) -> str:
+    """The what-if as plain text: one row per changed container."""
+    if not changes:
+        return f"no container's verdict changes from {old_path} to {new_path}"
+    headers = ("CONTAINER", "IMAGE", "NOW", "NEWLY FLAGGED BY", "RELEASED FROM")
+    rows = [headers]
+    for change in changes:
+        now = "flagged" if change.after else "clean"
+        was = "flagged" if change.before else "clean"
+        rows.append(
+            (
+                change.container.name,
+                change.container.image,
+                now if now != was else f"still {now}",
+                ", ".join(change.flagged) or "-",
+                ", ".join(change.released) or "-",
+            )
+        )
+    return f"{len(changes)} container(s) change from {old_path} to {new_path}:\n" + columns(rows)
+
+
+def columns(rows: Sequence[Sequence[str]]) -> str:
+    """Rows as aligned plain-text columns; the last column is left ragged."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] for row in rows]
     return "\n".join(line.rstrip() for line in lines)

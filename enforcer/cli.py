@@ -1,6 +1,7 @@
-"""The command line: `docker-enforcer run | check | audit | --version`.
+"""The command line: `docker-enforcer run | check | audit | test | --version`.
 
-Exit status: 0 fine, 1 violations found (audit), 2 bad settings or files, 3 the engine cannot be reached.
+Exit status: 0 fine, 1 violations found (audit) or a failing case (test), 2 bad settings or files, 3 the
+engine cannot be reached, 4 nothing violated but some rule raised (audit).
 """
 
 from __future__ import annotations
@@ -15,7 +16,16 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from enforcer import __version__, logs
-from enforcer.audit import InspectFileError, audit_engine, audit_file, table, verdict_json
+from enforcer.audit import (
+    InspectFileError,
+    audit_engine,
+    audit_file,
+    change_table,
+    compare,
+    table,
+    verdict_json,
+)
+from enforcer.casetest import load_cases, run_cases
 from enforcer.dockerhost.client import connect
 from enforcer.dockerhost.errors import EngineUnavailable
 from enforcer.dockerhost.self_id import own_container_id
@@ -24,11 +34,12 @@ from enforcer.judge.judge import JudgeOptions
 from enforcer.judge.loader import RulesFileError
 from enforcer.judge.policy import Policy, load_policy
 from enforcer.judge.rules import Rule
+from enforcer.judge.verdict import Verdict
 from enforcer.settings import IGNORED_VARIABLES, Mode, Settings, SettingsError
 
 log = logging.getLogger("enforcer.cli")
 
-EXIT_OK, EXIT_VIOLATIONS, EXIT_USAGE, EXIT_ENGINE = 0, 1, 2, 3
+EXIT_OK, EXIT_VIOLATIONS, EXIT_USAGE, EXIT_ENGINE, EXIT_RULE_ERRORS = 0, 1, 2, 3, 4
 
 
 def parser() -> argparse.ArgumentParser:
@@ -53,12 +64,27 @@ def parser() -> argparse.ArgumentParser:
     _file_options(audit)
     audit.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     audit.add_argument(
+        "--compare",
+        type=Path,
+        metavar="OLD_RULES",
+        help="what-if: list only the containers whose verdict differs between OLD_RULES and the rules in "
+        "use (--rules), with the rules that newly flag or release each",
+    )
+    audit.add_argument(
         "--from",
         dest="from_file",
         type=Path,
         metavar="FILE",
         help="judge saved `docker inspect` output (a JSON list) offline, without an engine",
     )
+
+    test = sub.add_parser(
+        "test", help="run rule tests: each case a container and the exact rules it violates (no Docker)"
+    )
+    test.add_argument(
+        "cases", type=Path, metavar="CASES", help="cases file (`cases = [...]`, see the README)"
+    )
+    _file_options(test)
     return top
 
 
@@ -114,14 +140,22 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     try:
         policy = load_policy(settings)
     except RulesFileError as exc:
-        print(f"docker-enforcer: {exc}", file=sys.stderr)
+        print_problems(exc)
         return EXIT_USAGE
     if args.command == "check":
         return run_check(policy, settings)
+    if args.command == "test":
+        return run_tests(args.cases, settings, policy)
     if args.command == "run":
         log.info("files in use: %s", ", ".join(f"{kind} {path}" for kind, path in policy.paths().items()))
         return run_daemon(settings, policy)
     return run_audit(args, settings, policy)
+
+
+def print_problems(exc: RulesFileError) -> None:
+    """Every problem of a file, one line each (a file is reported whole, not only its first problem)."""
+    for line in str(exc).splitlines():
+        print(f"docker-enforcer: {line}", file=sys.stderr)
 
 
 def run_daemon(settings: Settings, policy: Policy) -> int:
@@ -145,7 +179,34 @@ def run_check(policy: Policy, settings: Settings) -> int:
     print(f"whitelist rules ({len(policy.whitelist.rules)}) from {policy.sources['whitelist_rules'].path}")
     print(f"triggers ({len(policy.triggers)}) from {policy.sources['triggers'].path}")
     print(f"rules version {policy.version[:12]}")
+    for warning in check_warnings(policy, settings):
+        print(f"warning: {warning}")
     return EXIT_OK
+
+
+def check_warnings(policy: Policy, settings: Settings) -> list[str]:
+    """What loads but cannot be what the author meant: no rules, a rule mode this instance's MODE overrides."""
+    out = []
+    if not policy.rules:
+        out.append(f"{policy.sources['rules'].path} defines no rules: nothing will ever be flagged")
+    for rule in policy.rules:
+        if rule.mode is Mode.KILL and settings.mode is Mode.WARN:
+            out.append(f"rule {rule.name!r} asks for KILL, but MODE is WARN: it only records")
+    return out
+
+
+def run_tests(cases_path: Path, settings: Settings, policy: Policy) -> int:
+    try:
+        cases = load_cases(cases_path, settings.files.allow_writable, [rule.name for rule in policy.rules])
+    except RulesFileError as exc:
+        print_problems(exc)
+        return EXIT_USAGE
+    results = run_cases(cases, policy)
+    for result in results:
+        print(result)
+    failed = sum(not result.passed for result in results)
+    print(f"{len(results) - failed} passed, {failed} failed")
+    return EXIT_VIOLATIONS if failed else EXIT_OK
 
 
 def mode_and_origin(rule: Rule, instance_mode: Mode) -> str:
@@ -191,11 +252,41 @@ def run_audit(args: argparse.Namespace, settings: Settings, policy: Policy) -> i
                 file=sys.stderr,
             )
             return EXIT_ENGINE
+    if args.compare is not None:
+        return _compare(args, settings, policy, options, verdicts)
     if args.json:
         print(json.dumps([verdict_json(v) for v in verdicts], indent=2))
     else:
         print(table(verdicts))
-    return EXIT_VIOLATIONS if any(v.verdict for v in verdicts) else EXIT_OK
+    return audit_status(verdicts)
+
+
+def audit_status(verdicts: Sequence[Verdict]) -> int:
+    """1 when a container violates a rule; else 4 when some rule raised (nothing was really checked there)."""
+    if any(v.verdict for v in verdicts):
+        return EXIT_VIOLATIONS
+    return EXIT_RULE_ERRORS if any(v.errors for v in verdicts) else EXIT_OK
+
+
+def _compare(
+    args: argparse.Namespace, settings: Settings, policy: Policy, options: JudgeOptions, new: list[Verdict]
+) -> int:
+    """What-if: the same containers judged by the old rules (all rules judged on both sides)."""
+    old_settings = dataclasses.replace(
+        settings, files=dataclasses.replace(settings.files, rules=args.compare)
+    )
+    try:
+        old_policy = load_policy(old_settings)
+    except RulesFileError as exc:
+        print_problems(exc)
+        return EXIT_USAGE
+    every_rule = dataclasses.replace(options, stop_on_first_violation=False)
+    changes = compare(new, old_policy, policy, every_rule)
+    if args.json:
+        print(json.dumps([change.json() for change in changes], indent=2))
+    else:
+        print(change_table(changes, args.compare, policy.sources["rules"].path))
+    return EXIT_VIOLATIONS if changes else EXIT_OK
 
 
 def _progress_bar() -> Callable[[int, int], None] | None:

@@ -15,6 +15,7 @@ passes by silently skipping them.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -133,3 +134,22 @@ def containers(clean_engine: Engine, busybox: str) -> Iterator[Containers]:
         yield helper
     finally:
         helper.close()
+
+
+# -- the command line, called in-process (tests/support/cli.py) -------------------------------------------
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """`main` configures the `enforcer` logger; put it back so other tests see the usual logging."""
+    logger = logging.getLogger("enforcer")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restore_logging: None) -> Path:
+    """An empty working dir for the command line (so no rules file is picked up by accident)."""
+    work = tmp_path / "work"
+    work.mkdir(mode=0o755)
+    monkeypatch.chdir(work)
+    return work

@@ -7,20 +7,20 @@ an engine run against the isolated one (tests/support/engine.py), never the host
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
-import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.cli import run, write
 from support.engine import Engine, RunContainer
 
 from enforcer import __version__
 from enforcer.cli import main
+
+pytestmark = pytest.mark.usefixtures("restore_logging")  # main() configures the enforcer logger
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -37,38 +37,6 @@ rules = [
 ]
 """
 NOTHING_VIOLATED = 'rules = [{"name": "always false", "rule": lambda c: False}]\n'
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """`main` configures the `enforcer` logger; put it back so other tests see the usual logging."""
-    logger = logging.getLogger("enforcer")
-    saved = (logger.handlers[:], logger.level, logger.propagate)
-    yield
-    logger.handlers[:], logger.level, logger.propagate = saved
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty working dir (so no rules file is picked up by accident) with files written into it."""
-    work = tmp_path / "work"
-    work.mkdir(mode=0o755)
-    monkeypatch.chdir(work)
-    return work
-
-
-def write(folder: Path, name: str, text: str) -> Path:
-    path = folder / name
-    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text))
-    path.chmod(0o644)
-    return path
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str], **environ: str) -> tuple[int, str, str]:
-    code = main(argv, environ)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_error_line(err: str) -> str:
@@ -177,6 +145,90 @@ def test_an_option_wins_over_its_variable(workdir: Path, capsys: pytest.CaptureF
     code, out, _ = run(["check", "--rules", str(rules)], capsys, RULES_FILE=str(workdir / "missing.py"))
     assert code == 0
     assert f"rules (3) from {rules}" in out
+
+
+def test_check_reports_every_problem_of_a_file_at_once(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = """
+        rules = [
+            {"name": "two arguments", "rule": lambda c, x: 1},
+            {"name": "fine", "rule": lambda c: 0},
+            {"rule": lambda c: 0},
+            {"name": "no arguments", "rule": lambda: 0},
+            {"name": "fine"},
+            {"name": "keyword only", "rule": lambda *, c: 0},
+        ]
+    """
+    rules = write(workdir, "bad.py", body)
+    code, out, err = run(["check", "--rules", str(rules)], capsys)
+    assert code == 2
+    assert out == ""
+    lines = err.splitlines()
+    assert lines == [
+        f"docker-enforcer: {rules}: rule #1 ('two arguments'): 'rule' takes (c, x), but is called with 1 "
+        "argument(s) (container); write it as `lambda container: ...`",
+        f"docker-enforcer: {rules}: rule #3: has no 'name' (a non-empty string naming the rule)",
+        f"docker-enforcer: {rules}: rule #4 ('no arguments'): 'rule' takes no arguments, but is called with 1 "
+        "argument(s) (container); write it as `lambda container: ...`",
+        f"docker-enforcer: {rules}: rule #5 ('fine'): another rule has the same name; rule names must be unique",
+        f"docker-enforcer: {rules}: rule #6 ('keyword only'): 'rule' takes (*, c), but is called with 1 "
+        "argument(s) (container); write it as `lambda container: ...`",
+    ]
+
+
+def test_check_accepts_callables_that_take_one_argument_in_any_form(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = """
+        import functools
+        def two(c, limit=3):
+            return c.position > limit
+        class Rule:
+            def __call__(self, c):
+                return False
+        rules = [
+            {"name": "default", "rule": two},
+            {"name": "varargs", "rule": lambda *a: 0},
+            {"name": "partial", "rule": functools.partial(lambda limit, c: 0, 3)},
+            {"name": "object", "rule": Rule()},
+            {"name": "builtin", "rule": bool},
+        ]
+    """
+    code, out, err = run(["check", "--rules", str(write(workdir, "ok.py", body))], capsys)
+    assert (code, err) == (0, "")
+    assert "rules (5)" in out
+
+
+def test_whitelist_rules_and_triggers_are_checked_for_their_arguments(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wl = write(workdir, "w.py", 'whitelist_rules = [{"name": "w", "rule": lambda c: True}]')
+    code, _, err = run(["check", "--whitelist", str(wl)], capsys)
+    assert code == 2
+    assert "takes (c), but is called with 2 argument(s) (container, rule_name)" in err
+    triggers = write(workdir, "t.py", 'triggers = [{"name": "t", "trigger": lambda: None}]')
+    code, _, err = run(["check", "--triggers", str(triggers)], capsys)
+    assert code == 2
+    assert "'trigger' takes no arguments, but is called with 1 argument(s) (verdict)" in err
+
+
+def test_check_warns_about_an_empty_rule_list(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rules = write(workdir, "empty.py", "rules = []\n")
+    code, out, _ = run(["check", "--rules", str(rules)], capsys)
+    assert code == 0
+    assert f"warning: {rules} defines no rules: nothing will ever be flagged" in out
+
+
+def test_check_warns_about_a_kill_rule_in_a_warn_instance(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = write(workdir, "k.py", 'rules = [{"name": "k", "rule": lambda c: 0, "mode": "KILL"}]\n')
+    code, out, _ = run(["check", "--rules", str(rules)], capsys)
+    assert code == 0
+    assert "warning: rule 'k' asks for KILL, but MODE is WARN: it only records" in out
+    code, out, _ = run(["check", "--rules", str(rules)], capsys, MODE="KILL")
+    assert "warning" not in out
 
 
 @pytest.mark.parametrize(
@@ -301,10 +353,11 @@ def test_audit_exits_0_when_nothing_is_violated(workdir: Path, capsys: pytest.Ca
     assert [item["violated_rules"] for item in json.loads(out)] == [[], [], []]
 
 
-def test_rule_errors_alone_do_not_fail_the_audit(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_rule_errors_alone_exit_4(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Nothing violated, but nothing was really checked either: not the 0 of a clean host."""
     rules = write(workdir, "r.py", 'rules = [{"name": "broken", "rule": lambda c: 1 / 0}]\n')
     code, out, _ = run(["audit", "--json", "--rules", str(rules), "--from", str(ALL)], capsys)
-    assert code == 0
+    assert code == 4
     assert all(item["rule_errors"][0]["rule"] == "broken" for item in json.loads(out))
     code, _, _ = run(
         ["audit", "--rules", str(rules), "--from", str(ALL)], capsys, RULE_ERRORS_ARE_VIOLATIONS="true"

@@ -22,7 +22,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("__main__",),
     ("cli",),
     ("daemon",),
-    ("sources", "audit"),  # what asks for a check: events, sweeps, policy reloads; the audit command
+    ("sources", "audit", "casetest"),  # what asks for a check: events, sweeps, reloads; audit, test
     ("pipeline",),  # gather -> judge -> act -> record for one container
     ("report",),  # API, page, metrics
     ("status", "policy_in_force", "act"),  # health; the policy in force; acting on a verdict

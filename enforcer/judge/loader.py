@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import inspect
 import logging
 import os
 import stat
@@ -17,13 +18,14 @@ import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from enforcer.judge.rules import Loaded, Rule, Severity, Trigger, WhitelistRule
 from enforcer.settings import Mode
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 DEFAULTS_DIR = Path(__file__).resolve().parent.parent / "defaults"
 RULE_KEYS = {"name", "rule", "description", "severity", "mode", "prevent"}
 LIBRARY_KEYS = {"id", "cis", "tags", "remediation"}
@@ -116,9 +118,9 @@ def load_file(
 
 
 def parse_rules(path: Path, items: Iterable[Any]) -> tuple[Rule, ...]:
-    rules: list[Rule] = []
     seen: set[str] = set()
-    for index, item in enumerate(items, start=1):
+
+    def one(index: int, item: Any) -> Rule:
         where = f"{path}: rule #{index}"
         name = _name(where, item, "rule")
         where = f"{path}: rule #{index} ({name!r})"
@@ -131,36 +133,49 @@ def parse_rules(path: Path, items: Iterable[Any]) -> tuple[Rule, ...]:
                 f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
                 f"accepted: {', '.join(sorted(RULE_KEYS | LIBRARY_KEYS))}"
             )
-        rules.append(
-            Rule(
-                name=name,
-                check=_callable(where, item, "rule"),
-                description=_text(where, item, "description"),
-                severity=_severity(where, item.get("severity")),
-                mode=_mode(where, item.get("mode")),
-                prevent=_flag(where, item, "prevent"),
-                meta={key: item[key] for key in LIBRARY_KEYS if key in item},
-            )
+        return Rule(
+            name=name,
+            check=_callable(where, item, "rule", "container"),
+            description=_text(where, item, "description"),
+            severity=_severity(where, item.get("severity")),
+            mode=_mode(where, item.get("mode")),
+            prevent=_flag(where, item, "prevent"),
+            meta={key: item[key] for key in LIBRARY_KEYS if key in item},
         )
-    return tuple(rules)
+
+    return _every(items, one)
 
 
 def parse_whitelist_rules(path: Path, items: Iterable[Any]) -> tuple[WhitelistRule, ...]:
-    out = []
-    for index, item in enumerate(items, start=1):
+    def one(index: int, item: Any) -> WhitelistRule:
         where = f"{path}: whitelist rule #{index}"
         name = _name(where, item, "whitelist rule")
-        out.append(WhitelistRule(name, _callable(f"{where} ({name!r})", item, "rule")))
-    return tuple(out)
+        return WhitelistRule(name, _callable(f"{where} ({name!r})", item, "rule", "container", "rule_name"))
+
+    return _every(items, one)
 
 
 def parse_triggers(path: Path, items: Iterable[Any]) -> tuple[Trigger, ...]:
-    out = []
-    for index, item in enumerate(items, start=1):
+    def one(index: int, item: Any) -> Trigger:
         where = f"{path}: trigger #{index}"
         name = _name(where, item, "trigger")
-        out.append(Trigger(name, _callable(f"{where} ({name!r})", item, "trigger")))
-    return tuple(out)
+        return Trigger(name, _callable(f"{where} ({name!r})", item, "trigger", "verdict"))
+
+    return _every(items, one)
+
+
+def _every(items: Iterable[Any], parse_one: Callable[[int, Any], T]) -> tuple[T, ...]:
+    """Parse every item; all problems of the file are reported together, one per line."""
+    parsed: list[T] = []
+    problems: list[str] = []
+    for index, item in enumerate(items, start=1):
+        try:
+            parsed.append(parse_one(index, item))
+        except RulesFileError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise RulesFileError("\n".join(problems))
+    return tuple(parsed)
 
 
 def _name(where: str, item: Any, what: str) -> str:
@@ -172,13 +187,34 @@ def _name(where: str, item: Any, what: str) -> str:
     return name
 
 
-def _callable(where: str, item: dict[str, Any], key: str) -> Callable[..., Any]:
+def _callable(where: str, item: dict[str, Any], key: str, *arguments: str) -> Callable[..., Any]:
+    """The item's callable, which must be callable with exactly the given arguments."""
     value = item.get(key)
     if not callable(value):
         raise RulesFileError(
             f"{where}: '{key}' must be a callable such as a lambda, not {type(value).__name__}"
         )
+    try:
+        signature = inspect.signature(value)
+    except (TypeError, ValueError):  # some builtins have none: nothing to check
+        return value
+    try:
+        signature.bind(*arguments)
+    except TypeError:
+        wanted = f"lambda {', '.join(arguments)}: ..."
+        raise RulesFileError(
+            f"{where}: '{key}' takes {_parameters(signature)}, but is called with {len(arguments)} "
+            f"argument(s) ({', '.join(arguments)}); write it as `{wanted}`"
+        ) from None
     return value
+
+
+def _parameters(signature: inspect.Signature) -> str:
+    return (
+        str(signature.replace(return_annotation=inspect.Signature.empty))
+        if signature.parameters
+        else "no arguments"
+    )
 
 
 def _text(where: str, item: dict[str, Any], key: str) -> str:
