@@ -262,10 +262,10 @@ def run_audit(args: argparse.Namespace, settings: Settings, policy: Policy) -> i
 
 
 def audit_status(verdicts: Sequence[Verdict]) -> int:
-    """1 when a container violates a rule; else 4 when some rule raised (nothing was really checked there)."""
+    """1 when a container violates a rule; else 4 when a rule or whitelist lambda raised (not really checked)."""
     if any(v.verdict for v in verdicts):
         return EXIT_VIOLATIONS
-    return EXIT_RULE_ERRORS if any(v.errors for v in verdicts) else EXIT_OK
+    return EXIT_RULE_ERRORS if any(v.errors or v.whitelist_errors for v in verdicts) else EXIT_OK
 
 
 def _compare(
