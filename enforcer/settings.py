@@ -1,17 +1,25 @@
 """Settings read once from the environment into frozen dataclasses.
 
+Each setting is declared once, as a field of `Settings` (or of a group such as `Files`) made by `setting()`:
+its variable, default, parser, one line of documentation, whether it is secret and whether /config shows it.
+`Settings.from_env`, `Settings.public()` and the README's settings table (`python -m enforcer.settings
+--readme README.md`) all follow from those declarations.
+
 Every variable of the original docker-enforcer keeps its name and default. Each bad value raises a
 `SettingsError` that names the variable, the value and what is accepted, so the command line can print one
-line and exit 2 instead of a traceback.
+line and exit 2 instead of a traceback. An empty value means the default (as `VAR=` in an env file).
 """
 
 from __future__ import annotations
 
+import argparse
 import enum
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any, TypeVar
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
@@ -60,184 +68,64 @@ class WhitelistEntry:
         return self.pattern if self.rule is None else f"{self.pattern}|{self.rule}"
 
 
-@dataclass(frozen=True)
-class Files:
-    """User files given explicitly (RULES_FILE, ...); None means: look in the usual places."""
-
-    rules: Path | None = None
-    whitelist_rules: Path | None = None
-    triggers: Path | None = None
-    allow_writable: bool = False
+T = TypeVar("T")
+G = TypeVar("G")
+_DECLARED = "enforcer.settings.declared"
+_GROUP = "enforcer.settings.group"
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Everything docker-enforcer reads from its environment, validated."""
+class Declared:
+    """What one environment variable means; made by `setting()`, kept in its field's metadata."""
 
-    mode: Mode = Mode.WARN
-    run_periodic: bool = True
-    run_start_events: bool = False
-    run_update_events: bool = False
-    run_rename_events: bool = False
-    check_interval_s: int = 600
-    immediate_periodical_start: bool = False
-    catch_up_sweep: bool = True
-    docker_socket: str = "unix:///var/run/docker.sock"
-    docker_req_timeout_s: int = 30
-    docker_tls_verify: bool = False
-    docker_cert_path: Path | None = None
-    cache_params: bool = True
-    disable_params: bool = False
-    disable_metrics: bool = False
-    stop_on_first_violation: bool = True
-    rule_errors_are_violations: bool = False
-    stop_timeout_s: int = 0
-    prevent_on_create: bool = False
-    nice: int | None = None  # the daemon's CPU priority; None: as started
-    log_level: str = "INFO"
-    log_format: str = "text"
-    # Empty, unlike the original's `docker-enforcer,docker_enforcer`: anyone who can use the socket picks a
-    # container's name, and the daemon recognises its own container by id.
-    white_list: tuple[WhitelistEntry, ...] = ()
-    image_white_list: tuple[WhitelistEntry, ...] = ()
-    files: Files = Files()
-    listen_address: tuple[str, int] = ("0.0.0.0", 8888)
-    api_token: str | None = field(default=None, repr=False)
-    # Host header names the API answers besides localhost and the host's own names; ("*",) turns the check off.
-    allowed_hosts: tuple[str, ...] = ()
-    metrics_public: bool = False
-    state_db: Path = Path("state/detections.db")
-    detections_max_age_days: int = 30
-    ignored_variables: tuple[str, ...] = ()
-    notify_socket: str | None = None  # set by systemd for Type=notify services
-    watchdog_s: float | None = None  # systemd's WatchdogSec, from WATCHDOG_USEC
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> Settings:
-        """Read and validate every variable; the first bad one raises SettingsError."""
-        env = _Reader(environ)
-        defaults = cls()
-        return cls(
-            mode=env.mode("MODE", defaults.mode),
-            run_periodic=env.boolean("RUN_PERIODIC", defaults.run_periodic),
-            run_start_events=env.boolean("RUN_START_EVENTS", defaults.run_start_events),
-            run_update_events=env.boolean("RUN_UPDATE_EVENTS", defaults.run_update_events),
-            run_rename_events=env.boolean("RUN_RENAME_EVENTS", defaults.run_rename_events),
-            check_interval_s=env.integer("CHECK_INTERVAL_S", defaults.check_interval_s, minimum=1),
-            immediate_periodical_start=env.boolean(
-                "IMMEDIATE_PERIODICAL_START", defaults.immediate_periodical_start
-            ),
-            catch_up_sweep=env.boolean("CATCH_UP_SWEEP", defaults.catch_up_sweep),
-            docker_socket=env.socket("DOCKER_SOCKET", defaults.docker_socket),
-            docker_req_timeout_s=env.integer(
-                "DOCKER_REQ_TIMEOUT_S", defaults.docker_req_timeout_s, minimum=1
-            ),
-            docker_tls_verify=env.boolean("DOCKER_TLS_VERIFY", False),
-            docker_cert_path=env.path("DOCKER_CERT_PATH"),
-            cache_params=env.boolean("CACHE_PARAMS", defaults.cache_params),
-            disable_params=env.boolean("DISABLE_PARAMS", defaults.disable_params),
-            disable_metrics=env.boolean("DISABLE_METRICS", defaults.disable_metrics),
-            stop_on_first_violation=env.boolean("STOP_ON_FIRST_VIOLATION", defaults.stop_on_first_violation),
-            rule_errors_are_violations=env.boolean(
-                "RULE_ERRORS_ARE_VIOLATIONS", defaults.rule_errors_are_violations
-            ),
-            stop_timeout_s=env.integer("STOP_TIMEOUT_S", defaults.stop_timeout_s, minimum=0),
-            prevent_on_create=env.boolean("PREVENT_ON_CREATE", defaults.prevent_on_create),
-            nice=env.niceness("NICE"),
-            log_level=env.choice("LOG_LEVEL", defaults.log_level, LOG_LEVELS, aliases={"WARN": "WARNING"}),
-            log_format=env.choice("LOG_FORMAT", defaults.log_format.upper(), ("TEXT", "JSON")).lower(),
-            white_list=env.whitelist("WHITE_LIST", defaults.white_list),
-            image_white_list=env.whitelist("IMAGE_WHITE_LIST", defaults.image_white_list),
-            files=Files(
-                rules=env.path("RULES_FILE"),
-                whitelist_rules=env.path("WHITELIST_RULES_FILE"),
-                triggers=env.path("TRIGGERS_FILE"),
-                allow_writable=env.boolean("ALLOW_WRITABLE_RULES", False),
-            ),
-            listen_address=env.address("LISTEN_ADDRESS", defaults.listen_address),
-            api_token=environ.get("API_TOKEN") or None,
-            allowed_hosts=env.names("ALLOWED_HOSTS"),
-            metrics_public=env.boolean("METRICS_PUBLIC", defaults.metrics_public),
-            state_db=env.path("STATE_DB") or defaults.state_db,
-            detections_max_age_days=env.integer(
-                "DETECTIONS_MAX_AGE_DAYS", defaults.detections_max_age_days, minimum=1
-            ),
-            ignored_variables=tuple(name for name in IGNORED_VARIABLES if name in environ),
-            notify_socket=environ.get("NOTIFY_SOCKET") or None,
-            watchdog_s=env.integer("WATCHDOG_USEC", 0, minimum=0) / 1e6 or None,
-        )
-
-    def public(self) -> dict[str, object]:
-        """The settings as plain JSON-able values, without secrets (for /config and logs)."""
-        return {
-            "mode": str(self.mode),
-            "run_periodic": self.run_periodic,
-            "run_start_events": self.run_start_events,
-            "run_update_events": self.run_update_events,
-            "run_rename_events": self.run_rename_events,
-            "check_interval_s": self.check_interval_s,
-            "immediate_periodical_start": self.immediate_periodical_start,
-            "catch_up_sweep": self.catch_up_sweep,
-            "docker_socket": self.docker_socket,
-            "docker_req_timeout_s": self.docker_req_timeout_s,
-            "docker_tls_verify": self.docker_tls_verify,
-            "cache_params": self.cache_params,
-            "disable_params": self.disable_params,
-            "disable_metrics": self.disable_metrics,
-            "stop_on_first_violation": self.stop_on_first_violation,
-            "rule_errors_are_violations": self.rule_errors_are_violations,
-            "stop_timeout_s": self.stop_timeout_s,
-            "prevent_on_create": self.prevent_on_create,
-            "nice": self.nice,
-            "log_level": self.log_level,
-            "log_format": self.log_format,
-            "white_list": [str(entry) for entry in self.white_list],
-            "image_white_list": [str(entry) for entry in self.image_white_list],
-            "listen_address": f"{self.listen_address[0]}:{self.listen_address[1]}",
-            "api_token_set": self.api_token is not None,
-            "allowed_hosts": list(self.allowed_hosts),
-            "metrics_public": self.metrics_public,
-            "state_db": str(self.state_db),
-            "detections_max_age_days": self.detections_max_age_days,
-        }
+    variable: str
+    parse: Callable[[str, str], object]  # (variable, value) -> the attribute; raises SettingsError
+    doc: str  # one line for the README's table
+    secret: bool = False  # never in repr() or public(); public() says only whether it is set
+    shown: bool = True  # in public(), so in /config and the page
+    strip: bool = True  # surrounding blanks dropped before parsing
+    as_public: Callable[[Any], object] | None = None  # the JSON-able value in public(); None: plain
+    default_text: str | None = None  # the README's default column, where the value's own text misleads
 
 
-class _Reader:
-    """Reads one variable at a time; an empty value means the default (as `VAR=` in an env file)."""
+def setting(
+    variable: str,
+    default: T,
+    parse: Callable[[str, str], T],
+    doc: str,
+    *,
+    secret: bool = False,
+    shown: bool = True,
+    strip: bool = True,
+    as_public: Callable[[Any], object] | None = None,
+    default_text: str | None = None,
+) -> T:
+    """Declare a dataclass field read from `variable`; unset or empty, it keeps `default`."""
+    declared = Declared(variable, parse, doc, secret, shown, strip, as_public, default_text)
+    return field(default=default, repr=not secret, metadata={_DECLARED: declared})
 
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self._environ = environ
 
-    def _raw(self, name: str) -> str | None:
-        value = self._environ.get(name)
-        if value is None or value.strip() == "":
-            return None
-        return value.strip()
+def group(kind: Callable[[], G]) -> G:
+    """A field holding a dataclass of its own declared settings (`Files`), read the same way."""
+    return field(default=kind(), metadata={_GROUP: kind})
 
-    def boolean(self, name: str, default: bool) -> bool:
-        raw = self._raw(name)
-        if raw is None:
-            return default
-        if raw.lower() in _TRUE:
-            return True
-        if raw.lower() in _FALSE:
-            return False
-        raise SettingsError(name, raw, "use true or false (also yes/no, on/off, 1/0, in any case)")
 
-    def integer(self, name: str, default: int, minimum: int) -> int:
-        what = "a positive whole number" if minimum == 1 else f"a whole number of at least {minimum}"
-        value = self._whole(name, minimum, None, f"use {what}")
-        return default if value is None else value
+# -- parsers: (variable, value) -> value, each naming what it accepts -------------------------------------
+def _boolean(name: str, raw: str) -> bool:
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise SettingsError(name, raw, "use true or false (also yes/no, on/off, 1/0, in any case)")
 
-    def niceness(self, name: str) -> int | None:
-        return self._whole(
-            name, *NICE_RANGE, "use a whole number from -20 (served first) to 19, as for nice(1)"
-        )
 
-    def _whole(self, name: str, minimum: int, maximum: int | None, accepted: str) -> int | None:
-        raw = self._raw(name)
-        if raw is None:
-            return None
+def _whole(
+    minimum: int, maximum: int | None = None, accepted: str | None = None
+) -> Callable[[str, str], int]:
+    what = "a positive whole number" if minimum == 1 else f"a whole number of at least {minimum}"
+    accepted = accepted or f"use {what}"
+
+    def parse(name: str, raw: str) -> int:
         try:
             value = int(raw)
         except ValueError:
@@ -246,62 +134,70 @@ class _Reader:
             raise SettingsError(name, raw, accepted)
         return value
 
-    def choice(
-        self, name: str, default: str, accepted: tuple[str, ...], aliases: Mapping[str, str] | None = None
-    ) -> str:
-        raw = self._raw(name)
-        if raw is None:
-            return default
+    return parse
+
+
+_positive = _whole(1)
+_nice = _whole(*NICE_RANGE, "use a whole number from -20 (served first) to 19, as for nice(1)")
+
+
+def _choice(accepted: tuple[str, ...], aliases: Mapping[str, str] | None = None) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
         value = raw.upper()
         value = (aliases or {}).get(value, value)
         if value not in accepted:
             raise SettingsError(name, raw, "use one of " + ", ".join(accepted))
         return value
 
-    def mode(self, name: str, default: Mode) -> Mode:
-        return Mode(self.choice(name, default.value, tuple(m.value for m in Mode)))
+    return parse
 
-    def path(self, name: str) -> Path | None:
-        raw = self._raw(name)
-        return None if raw is None else Path(raw)
 
-    def socket(self, name: str, default: str) -> str:
-        raw = self._raw(name)
-        if raw is None:
-            return default
-        return normalize_docker_url(name, raw)
+_log_level = _choice(LOG_LEVELS, aliases={"WARN": "WARNING"})
 
-    def address(self, name: str, default: tuple[str, int]) -> tuple[str, int]:
-        raw = self._raw(name)
-        if raw is None:
-            return default
-        host, _, port = raw.rpartition(":")
-        if not port.isdigit() or not 0 <= int(port) < 65536:  # 0: any free port
-            raise SettingsError(name, raw, "use HOST:PORT, for example 0.0.0.0:8888 or 127.0.0.1:8888")
-        return (host.strip("[]") or "0.0.0.0", int(port))
 
-    def names(self, name: str) -> tuple[str, ...]:
-        """Comma-separated host names (lowercased, without a trailing dot), or `*` alone."""
-        raw = self._raw(name)
-        if raw is None:
-            return ()
-        names = tuple(
-            dict.fromkeys(item.strip().lower().rstrip(".") for item in raw.split(",") if item.strip())
-        )
-        if "*" in names and names != ("*",):
-            raise SettingsError(name, raw, "use `*` alone (no check), or comma-separated host names")
-        for item in names:
-            if item != "*" and not re.fullmatch(r"[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?", item):
-                raise SettingsError(
-                    name, raw, f"{item!r} is not a host name; use names such as enforcer.example.com"
-                )
-        return names
+def _mode(name: str, raw: str) -> Mode:
+    return Mode(_choice(tuple(m.value for m in Mode))(name, raw))
 
-    def whitelist(self, name: str, default: tuple[WhitelistEntry, ...]) -> tuple[WhitelistEntry, ...]:
-        raw = self._environ.get(name)
-        if raw is None:
-            return default
-        return parse_whitelist(name, raw)
+
+def _log_format(name: str, raw: str) -> str:
+    return _choice(("TEXT", "JSON"))(name, raw).lower()
+
+
+def _text(name: str, raw: str) -> str:
+    return raw
+
+
+def _path(name: str, raw: str) -> Path:
+    return Path(raw)
+
+
+def _address(name: str, raw: str) -> tuple[str, int]:
+    host, _, port = raw.rpartition(":")
+    if not port.isdigit() or not 0 <= int(port) < 65536:  # 0: any free port
+        raise SettingsError(name, raw, "use HOST:PORT, for example 0.0.0.0:8888 or 127.0.0.1:8888")
+    return (host.strip("[]") or "0.0.0.0", int(port))
+
+
+def _host_port(address: tuple[str, int]) -> str:
+    return f"{address[0]}:{address[1]}"
+
+
+def _host_names(name: str, raw: str) -> tuple[str, ...]:
+    """Comma-separated host names (lowercased, without a trailing dot), or `*` alone."""
+    names = tuple(dict.fromkeys(item.strip().lower().rstrip(".") for item in raw.split(",") if item.strip()))
+    if "*" in names and names != ("*",):
+        raise SettingsError(name, raw, "use `*` alone (no check), or comma-separated host names")
+    for item in names:
+        if item != "*" and not re.fullmatch(r"[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?", item):
+            raise SettingsError(
+                name, raw, f"{item!r} is not a host name; use names such as enforcer.example.com"
+            )
+    return names
+
+
+def _watchdog(name: str, raw: str) -> float | None:
+    """systemd's WATCHDOG_USEC in seconds; 0 means no watchdog."""
+    return _whole(0)(name, raw) / 1e6 or None
 
 
 def parse_whitelist(variable: str, raw: str) -> tuple[WhitelistEntry, ...]:
@@ -331,3 +227,255 @@ def normalize_docker_url(variable: str, raw: str) -> str:
     if host and port.isdigit():
         return "tcp://" + raw
     raise SettingsError(variable, raw, "use unix:///path/to/docker.sock, tcp://HOST:PORT or HOST:PORT")
+
+
+# -- the declarations --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Files:
+    """User files given explicitly (RULES_FILE, ...); None means: look in the usual places."""
+
+    rules: Path | None = setting(
+        "RULES_FILE", None, _path, "the rules file (unset: the usual places, see above)", shown=False
+    )
+    whitelist_rules: Path | None = setting(
+        "WHITELIST_RULES_FILE", None, _path, "the whitelist rules file (unset: the usual places)", shown=False
+    )
+    triggers: Path | None = setting(
+        "TRIGGERS_FILE", None, _path, "the triggers file (unset: the usual places)", shown=False
+    )
+    allow_writable: bool = setting(
+        "ALLOW_WRITABLE_RULES",
+        False,
+        _boolean,
+        "load files writable by group or others (with a warning)",
+        shown=False,
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything docker-enforcer reads from its environment, validated."""
+
+    mode: Mode = setting("MODE", Mode.WARN, _mode, "`KILL` stops violators, `WARN` only records them")
+    run_periodic: bool = setting("RUN_PERIODIC", True, _boolean, "periodic sweeps of all running containers")
+    check_interval_s: int = setting("CHECK_INTERVAL_S", 600, _positive, "seconds between sweeps")
+    immediate_periodical_start: bool = setting(
+        "IMMEDIATE_PERIODICAL_START", False, _boolean, "first sweep at start instead of after one interval"
+    )
+    run_start_events: bool = setting(
+        "RUN_START_EVENTS", False, _boolean, "check containers on `create` and `start` events"
+    )
+    run_update_events: bool = setting(
+        "RUN_UPDATE_EVENTS", False, _boolean, "also re-check on `update` events"
+    )
+    run_rename_events: bool = setting(
+        "RUN_RENAME_EVENTS", False, _boolean, "also re-check on `rename` events"
+    )
+    catch_up_sweep: bool = setting(
+        "CATCH_UP_SWEEP", True, _boolean, "with events on, sweep at start (and after every reconnect)"
+    )
+    stop_on_first_violation: bool = setting(
+        "STOP_ON_FIRST_VIOLATION", True, _boolean, "stop judging a container at its first violated rule"
+    )
+    rule_errors_are_violations: bool = setting(
+        "RULE_ERRORS_ARE_VIOLATIONS",
+        False,
+        _boolean,
+        "treat a rule that raises as violated (the original's fail-closed behaviour)",
+    )
+    stop_timeout_s: int = setting(
+        "STOP_TIMEOUT_S", 0, _whole(0), "0: SIGKILL at once; N: `docker stop` with N seconds of grace"
+    )
+    prevent_on_create: bool = setting(
+        "PREVENT_ON_CREATE", False, _boolean, "remove violators at create time, before they start (KILL mode)"
+    )
+    nice: int | None = setting(
+        "NICE",
+        None,
+        _nice,
+        "the daemon's CPU priority, as `nice(1)`: -20 (served first) to 19; below 0 needs `CAP_SYS_NICE`",
+    )
+    # Empty, unlike the original's `docker-enforcer,docker_enforcer`: anyone who can use the socket picks a
+    # container's name, and the daemon recognises its own container by id.
+    white_list: tuple[WhitelistEntry, ...] = setting(
+        "WHITE_LIST",
+        (),
+        parse_whitelist,
+        "name whitelist (see above); the original's default was `docker-enforcer,docker_enforcer`",
+        strip=False,
+    )
+    image_white_list: tuple[WhitelistEntry, ...] = setting(
+        "IMAGE_WHITE_LIST", (), parse_whitelist, "image whitelist", strip=False
+    )
+    files: Files = group(Files)
+    docker_socket: str = setting(
+        "DOCKER_SOCKET",
+        "unix:///var/run/docker.sock",
+        normalize_docker_url,
+        "also `tcp://host:port` and the original's bare `host:port`",
+    )
+    docker_tls_verify: bool = setting(
+        "DOCKER_TLS_VERIFY", False, _boolean, "TLS with client certificates for a remote engine"
+    )
+    docker_cert_path: Path | None = setting(
+        "DOCKER_CERT_PATH", None, _path, "the folder of `ca.pem`, `cert.pem` and `key.pem`", shown=False
+    )
+    docker_req_timeout_s: int = setting(
+        "DOCKER_REQ_TIMEOUT_S", 30, _positive, "timeout of one request to the engine"
+    )
+    cache_params: bool = setting(
+        "CACHE_PARAMS",
+        True,
+        _boolean,
+        "cache `docker inspect` data (dropped on update, rename, die, destroy; purged after sweeps)",
+    )
+    disable_params: bool = setting(
+        "DISABLE_PARAMS",
+        False,
+        _boolean,
+        "params hold only id, name, image and labels from the container list",
+    )
+    disable_metrics: bool = setting("DISABLE_METRICS", False, _boolean, "no stats; metrics are empty")
+    log_level: str = setting("LOG_LEVEL", "INFO", _log_level, "DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    log_format: str = setting("LOG_FORMAT", "text", _log_format, "`json`: one JSON object per line")
+    listen_address: tuple[str, int] = setting(
+        "LISTEN_ADDRESS", ("0.0.0.0", 8888), _address, "the status API", as_public=_host_port
+    )
+    allowed_hosts: tuple[str, ...] = setting(
+        "ALLOWED_HOSTS",
+        (),
+        _host_names,
+        "`Host` header names the API answers besides `localhost` and the host's own names (IP addresses "
+        "always pass); `*` turns the check off",
+    )
+    api_token: str | None = setting(
+        "API_TOKEN",
+        None,
+        _text,
+        "require `Authorization: Bearer <token>` on every endpoint but `/healthz`",
+        secret=True,
+        strip=False,
+    )
+    metrics_public: bool = setting("METRICS_PUBLIC", False, _boolean, "with a token, leave `/metrics` open")
+    state_db: Path = setting(
+        "STATE_DB",
+        Path("state/detections.db"),
+        _path,
+        "the SQLite detections record",
+        default_text="`./state/detections.db`",
+    )
+    detections_max_age_days: int = setting(
+        "DETECTIONS_MAX_AGE_DAYS", 30, _positive, "retention of detections (also capped in rows)"
+    )
+    notify_socket: str | None = setting(
+        "NOTIFY_SOCKET", None, _text, "set by systemd for `Type=notify` services", shown=False, strip=False
+    )
+    watchdog_s: float | None = setting(
+        "WATCHDOG_USEC", None, _watchdog, "set by systemd from `WatchdogSec=`", shown=False
+    )
+    # Not a setting: which of the original's authorization-plugin variables are set (each is warned about).
+    ignored_variables: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Read and validate every declared variable; the first bad one raises SettingsError."""
+        ignored = tuple(name for name in IGNORED_VARIABLES if name in environ)
+        return cls(**_read(cls, environ), ignored_variables=ignored)
+
+    def public(self) -> dict[str, object]:
+        """The settings shown in /config, as plain JSON-able values; a secret only says whether it is set."""
+        public: dict[str, object] = {}
+        for name, declared, value in _values(self):
+            if declared.secret:
+                public[f"{name}_set"] = value is not None
+            elif declared.shown:
+                public[name] = (declared.as_public or _plain)(value)
+        return public
+
+
+def _read(kind: type, environ: Mapping[str, str]) -> dict[str, Any]:
+    """The attributes of `kind` whose variables are set (a group is read whole); unset ones keep defaults."""
+    values: dict[str, Any] = {}
+    for f in fields(kind):
+        if _GROUP in f.metadata:
+            values[f.name] = f.metadata[_GROUP](**_read(f.metadata[_GROUP], environ))
+        elif _DECLARED in f.metadata:
+            declared: Declared = f.metadata[_DECLARED]
+            raw = environ.get(declared.variable)
+            if raw is not None and raw.strip():
+                values[f.name] = declared.parse(declared.variable, raw.strip() if declared.strip else raw)
+    return values
+
+
+def _values(obj: Any) -> Iterator[tuple[str, Declared, Any]]:
+    """(attribute, declaration, value) of every declared setting of `obj`, groups included, in order."""
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if _GROUP in f.metadata:
+            yield from _values(value)
+        elif _DECLARED in f.metadata:
+            yield f.name, f.metadata[_DECLARED], value
+
+
+def declarations() -> list[Declared]:
+    """Every declared setting, in the order of the README's table."""
+    return [declared for _, declared, _ in _values(Settings())]
+
+
+def _plain(value: object) -> object:
+    """A JSON-able form: numbers, text, booleans and None as they are, sequences as lists, the rest as text."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, tuple | list):
+        return [_plain(item) for item in value]
+    return str(value)
+
+
+# -- the README's table --------------------------------------------------------------------------------------
+TABLE_BEGIN = "<!-- settings table: generated by `python -m enforcer.settings --readme README.md` -->"
+TABLE_END = "<!-- end of settings table -->"
+
+
+def readme_table() -> str:
+    """The Markdown table of every setting: variable, default, meaning."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for _, declared, default in _values(Settings()):
+        lines.append(f"| `{declared.variable}` | {_default_text(declared, default)} | {declared.doc} |")
+    return "\n".join(lines) + "\n"
+
+
+def _default_text(declared: Declared, default: object) -> str:
+    if declared.default_text is not None:
+        return declared.default_text
+    if default is None:
+        return "unset"
+    if default == ():
+        return "empty"
+    shown = (declared.as_public or _plain)(default)
+    return f"`{shown}`"
+
+
+def with_readme_table(readme: str) -> str:
+    """The README's text with the generated table between its markers."""
+    before, begin, rest = readme.partition(TABLE_BEGIN)
+    _, end, after = rest.partition(TABLE_END)
+    if not begin or not end:
+        raise ValueError(f"the README lacks the markers {TABLE_BEGIN!r} and {TABLE_END!r}")
+    return f"{before}{TABLE_BEGIN}\n{readme_table()}{TABLE_END}{after}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the settings table, or write it into a README between the markers (`--readme README.md`)."""
+    cli = argparse.ArgumentParser(prog="python -m enforcer.settings", description=main.__doc__)
+    cli.add_argument("--readme", type=Path, metavar="FILE", help="rewrite the table in this file")
+    args = cli.parse_args(argv)
+    if args.readme is None:
+        sys.stdout.write(readme_table())
+        return 0
+    text = args.readme.read_text(encoding="utf-8")
+    args.readme.write_text(with_readme_table(text), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
