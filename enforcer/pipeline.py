@@ -26,7 +26,7 @@ from enforcer.judge.policy import Policy
 from enforcer.judge.rules import Rule
 from enforcer.judge.verdict import Verdict
 from enforcer.policy_in_force import PolicyInForce
-from enforcer.record.model import Action, Finding, Outcome, safe_config
+from enforcer.record.model import Action, Finding, Outcome, Source, safe_config
 from enforcer.report.metrics import Metrics
 from enforcer.settings import Mode, Settings
 
@@ -302,10 +302,11 @@ class Pipeline:
             name=container.name,
             image=container.image,
             rules=tuple(verdict.reasons),
-            mode=str(mode),
+            mode=mode,
             action=done.action,
             outcome=done.outcome,
-            source=source,
+            source=Source(source),
+            outcome_detail=done.outcome_detail,
             owner=container.owner,
             labels={str(k): str(v) for k, v in container.labels.items()},
             rule_errors=tuple(str(e) for e in (*verdict.errors, *verdict.whitelist_errors)),
@@ -315,16 +316,16 @@ class Pipeline:
         log.info(
             "violation: container=%s id=%s image=%s rules=%s mode=%s action=%s outcome=%s",
             finding.name, container.short_id, finding.image, ", ".join(finding.rules), finding.mode,
-            finding.action, finding.outcome,
+            finding.action, finding.outcome_text,
             extra={"container": finding.name, "container_id": container.short_id, "image": finding.image,
-                   "rules": list(finding.rules), "mode": finding.mode, "action": finding.action,
-                   "outcome": finding.outcome, "source": source},
+                   "rules": list(finding.rules), "mode": str(finding.mode), "action": finding.action,
+                   "outcome": finding.outcome_text, "source": source},
         )  # fmt: skip
         for rule in finding.rules:
             self.metrics.detections.labels(
                 rule=rule, mode=finding.mode, source=source, action=done.action
             ).inc()
-        self.metrics.actions.labels(action=done.action, outcome=done.outcome.split(":")[0]).inc()
+        self.metrics.actions.labels(action=done.action, outcome=done.outcome).inc()
         try:
             self.recorder.record(finding)
         except Exception:  # noqa: BLE001 - the record must not undo enforcement; the log line above has it

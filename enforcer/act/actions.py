@@ -23,11 +23,13 @@ KILL_ATTEMPTS = 4
 
 @dataclass(frozen=True)
 class Done:
-    """What an action did: the action, its outcome and the restart policy the container had."""
+    """What an action did: the action, its outcome (with the reason when it failed) and the restart policy the
+    container had."""
 
-    action: str
-    outcome: str
+    action: Action
+    outcome: Outcome
     restart_policy: str | None = None
+    outcome_detail: str | None = None
 
 
 def restart_policy_of(params: Any) -> str | None:
@@ -57,7 +59,7 @@ class Actuator:
             self._pin_restart_policy(cid, policy)  # it may exist but not run: keep it from coming back
             return Done(action, Outcome.ALREADY_GONE, policy)
         except EngineError as exc:
-            return Done(action, f"{Outcome.FAILED}: {exc}", policy)
+            return Done(action, Outcome.FAILED, policy, outcome_detail=str(exc))
         self._pin_restart_policy(cid, policy)
         return Done(action, Outcome.STOPPED, policy)
 
@@ -108,7 +110,7 @@ class Actuator:
         except ContainerGone:
             return Done(Action.PREVENT, Outcome.ALREADY_GONE)
         except EngineError as exc:
-            return Done(Action.PREVENT, f"{Outcome.FAILED}: {exc}")
+            return Done(Action.PREVENT, Outcome.FAILED, outcome_detail=str(exc))
         return Done(Action.PREVENT, Outcome.PREVENTED)
 
     def _remove_once(self, cid: str, sent: Answer[None] | None) -> None:

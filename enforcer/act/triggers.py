@@ -1,9 +1,11 @@
 """Running the user's triggers on their own bounded worker pool, isolated from the kill path.
 
-A trigger that raises is logged with its name and counted; one that hangs occupies one worker, is reported
-once it passes the time limit, and never delays a kill, the next check or the daemon's exit (the workers are
-daemon threads: a ThreadPoolExecutor's are joined at interpreter exit, so a hung trigger would hold SIGTERM up).
-When the queue is full, the verdict is dropped for triggers (logged and counted), never blocking the caller.
+A trigger that raises is logged with its name and counted. There is no time limit (a thread cannot be
+stopped from outside): one that hangs keeps its worker for good, and once every worker hangs the queue only
+fills; yet it never delays a kill, the next check or the daemon's exit (the workers are daemon threads: a
+ThreadPoolExecutor's are joined at interpreter exit, so a hung trigger would hold SIGTERM up). One that returns
+after more than `slow_after_s` is logged as slow. When the queue is full, the verdict is dropped for triggers
+(logged and counted), never blocking the caller.
 """
 
 from __future__ import annotations

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from enforcer.settings import Mode
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Action:
+class Source(enum.StrEnum):
+    """Which kind of check found a violator; the value is what the API, the store and the metrics show."""
+
+    PERIODIC = (
+        "periodic"  # a sweep: the scheduled one, or the catch-up sweep after the event stream reconnects
+    )
+    EVENT = "event"  # a start, update or rename event
+    CREATE = "create"  # a create event: judged on its params before it started
+
+
+class Action(enum.StrEnum):
     """What the enforcer did (or would have done) about a violator."""
 
     KILL = "kill"  # SIGKILL (STOP_TIMEOUT_S=0)
@@ -22,12 +35,19 @@ class Action:
     WOULD_PREVENT = "would prevent"
 
 
-class Outcome:
+class Outcome(enum.StrEnum):
+    """How an action ended; the reason of a failure is kept apart, in an `outcome_detail` field."""
+
     STOPPED = "stopped"
     ALREADY_GONE = "already gone"
     RECORDED = "recorded"  # nothing done: WARN
     PREVENTED = "prevented"
-    FAILED = "failed"  # written as "failed: <reason>"
+    FAILED = "failed"
+
+
+def outcome_text(outcome: Outcome, detail: str | None) -> str:
+    """The outcome as the API, the page and the logs show it: `failed: <reason>` when there is a reason."""
+    return str(outcome) if detail is None else f"{outcome}: {detail}"
 
 
 @dataclass(frozen=True)
@@ -42,16 +62,21 @@ class Finding:
     name: str  # without the leading "/"
     image: str
     rules: tuple[str, ...]  # violated rules, in rule order
-    mode: str  # effective mode: "KILL" or "WARN"
-    action: str  # an Action value
-    outcome: str  # an Outcome value, or "failed: <reason>"
-    source: str  # "periodic", "event", "create", "catch-up"
+    mode: Mode  # the effective mode: KILL when the action was enforced
+    action: Action
+    outcome: Outcome
+    source: Source
+    outcome_detail: str | None = None  # why it failed (the engine's message); None when it did not
     owner: str = "[unknown]"
     labels: Mapping[str, str] = field(default_factory=dict)
     rule_errors: tuple[str, ...] = ()
     restart_policy: str | None = None  # the policy the container had before the enforcer set it to "no"
     config: Mapping[str, Any] | None = None
     timestamp: datetime = field(default_factory=utcnow)
+
+    @property
+    def outcome_text(self) -> str:
+        return outcome_text(self.outcome, self.outcome_detail)
 
 
 SAFE_CONFIG_KEYS = ("Image", "Labels", "User", "WorkingDir", "ExposedPorts", "Volumes", "Hostname")

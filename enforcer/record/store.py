@@ -21,13 +21,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
-from enforcer.record.model import Finding, utcnow
+from enforcer.record.model import Action, Finding, Outcome, Source, outcome_text, utcnow
+from enforcer.settings import Mode
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 PURGE_EVERY = 1000  # findings between the purges that `record` runs by itself
 WAL_LIMIT_BYTES = 4 * 1024 * 1024  # the WAL file is truncated back to this after a checkpoint
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -50,7 +51,8 @@ CREATE TABLE IF NOT EXISTS containers (
     action         TEXT NOT NULL,
     outcome        TEXT NOT NULL,
     source         TEXT NOT NULL,
-    rule_errors    TEXT NOT NULL    -- JSON list
+    rule_errors    TEXT NOT NULL,   -- JSON list
+    outcome_detail TEXT             -- why the action failed; NULL when it did not
 );
 CREATE INDEX IF NOT EXISTS containers_by_last_ts ON containers (last_ts);
 CREATE TABLE IF NOT EXISTS detections (
@@ -64,6 +66,7 @@ CREATE TABLE IF NOT EXISTS detections (
     outcome        TEXT NOT NULL,
     source         TEXT NOT NULL,
     rule_errors    TEXT NOT NULL,
+    outcome_detail TEXT,
     PRIMARY KEY (container_id, rule)
 );
 CREATE INDEX IF NOT EXISTS detections_by_last_ts ON detections (last_ts);
@@ -73,12 +76,34 @@ CREATE TABLE IF NOT EXISTS counters (
 );
 """
 
+# What takes a database written with the schema before each version to that version (a new database gets
+# _SCHEMA as it is). Version 2: the reason of a failed action moves out of `outcome` ("failed: <reason>", as
+# version 1 wrote it) into `outcome_detail`.
+_MIGRATIONS = {
+    2: [
+        *(f"ALTER TABLE {table} ADD COLUMN outcome_detail TEXT" for table in ("containers", "detections")),
+        *(
+            f"UPDATE {table} SET outcome_detail = substr(outcome, 9), outcome = 'failed' "
+            "WHERE substr(outcome, 1, 8) = 'failed: '"
+            for table in ("containers", "detections")
+        ),
+    ],
+}
+
 # The latest-finding columns follow the newest finding by time, even when findings are recorded out of order
 # (an event check and a sweep racing on the same container).
-_LATEST = ("mode", "action", "outcome", "source", "rule_errors")
+_LATEST = ("mode", "action", "outcome", "outcome_detail", "source", "rule_errors")
+_CONTAINER = (
+    *("container_id", "name", "image", "owner", "labels", "restart_policy", "config"),
+    *("count", "first_ts", "last_ts", "rules", *_LATEST),
+)
+_RULE = ("rule", "count", "first_ts", "last_ts", *_LATEST)  # a detection's columns but its container's id
+_DETECTION = ("container_id", *_RULE)
 
 
-def _upsert(table: str, key: str, latest: tuple[str, ...], keep: str = "") -> str:
+def _upsert(table: str, columns: tuple[str, ...], key: str, latest: tuple[str, ...], keep: str = "") -> str:
+    """INSERT of one finding (named parameters, `count` 1), or its update of the row it conflicts with."""
+    values = ", ".join("1" if col == "count" else f":{col}" for col in columns)
     newer = f"excluded.last_ts >= {table}.last_ts"
     sets = [f"{col} = CASE WHEN {newer} THEN excluded.{col} ELSE {table}.{col} END" for col in latest]
     sets += [
@@ -86,28 +111,21 @@ def _upsert(table: str, key: str, latest: tuple[str, ...], keep: str = "") -> st
         f"first_ts = MIN({table}.first_ts, excluded.first_ts)",
         f"last_ts = MAX({table}.last_ts, excluded.last_ts)",
     ]
-    return f"ON CONFLICT ({key}) DO UPDATE SET {', '.join(sets)}{keep}"
-
-
-_CONTAINER_COLUMNS = (
-    "container_id, name, image, owner, labels, restart_policy, config, count, first_ts, last_ts, rules, "
-    "mode, action, outcome, source, rule_errors"
-)
-_UPSERT_CONTAINER = (
-    f"INSERT INTO containers ({_CONTAINER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?) "
-    + _upsert(
-        "containers",
-        "container_id",
-        ("name", "image", "owner", "labels", "rules", *_LATEST),
-        ", restart_policy = COALESCE(containers.restart_policy, excluded.restart_policy)"
-        ", config = COALESCE(excluded.config, containers.config)",
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values}) "
+        f"ON CONFLICT ({key}) DO UPDATE SET {', '.join(sets)}{keep}"
     )
+
+
+_UPSERT_CONTAINER = _upsert(
+    "containers",
+    _CONTAINER,
+    "container_id",
+    ("name", "image", "owner", "labels", "rules", *_LATEST),
+    ", restart_policy = COALESCE(containers.restart_policy, excluded.restart_policy)"
+    ", config = COALESCE(excluded.config, containers.config)",
 )
-_UPSERT_DETECTION = (
-    "INSERT INTO detections (container_id, rule, count, first_ts, last_ts, mode, action, outcome, source, "
-    "rule_errors) VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?) "
-    + _upsert("detections", "container_id, rule", _LATEST)
-)
+_UPSERT_DETECTION = _upsert("detections", _DETECTION, "container_id, rule", _LATEST)
 
 
 class StoreError(Exception):
@@ -122,14 +140,19 @@ class RuleDetection:
     count: int
     first_timestamp: datetime
     last_timestamp: datetime
-    mode: str
-    action: str
-    outcome: str
-    source: str
+    mode: Mode
+    action: Action
+    outcome: Outcome
+    source: Source
     rule_errors: tuple[str, ...] = ()
+    outcome_detail: str | None = None
 
     def __str__(self) -> str:
         return f"Rule {self.rule!r} violated {self.count} time(s)"
+
+    @property
+    def outcome_text(self) -> str:
+        return outcome_text(self.outcome, self.outcome_detail)
 
 
 @dataclass(frozen=True)
@@ -147,15 +170,20 @@ class Detection:
     first_timestamp: datetime
     last_timestamp: datetime
     latest_rules: tuple[str, ...]  # the latest finding's violated rules, in rule order
-    mode: str  # of the latest finding, as are action, outcome, source and rule_errors
-    action: str
-    outcome: str
-    source: str
+    mode: Mode  # of the latest finding, as are action, outcome, source, rule_errors and outcome_detail
+    action: Action
+    outcome: Outcome
+    source: Source
     rule_errors: tuple[str, ...] = ()
     rules: tuple[RuleDetection, ...] = field(default=())
+    outcome_detail: str | None = None
 
     def __str__(self) -> str:
         return f"Detection of {self.name!r} ({self.container_id[:12]}): {', '.join(self.latest_rules)}"
+
+    @property
+    def outcome_text(self) -> str:
+        return outcome_text(self.outcome, self.outcome_detail)
 
 
 def to_micros(when: datetime) -> int:
@@ -208,6 +236,7 @@ class DetectionStore:
         conn = None
         try:
             conn = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
             self._configure(conn, readonly)
         except sqlite3.DatabaseError as exc:
             if conn is not None:
@@ -217,7 +246,7 @@ class DetectionStore:
 
     def _configure(self, conn: sqlite3.Connection, readonly: bool) -> None:
         if not readonly:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()["journal_mode"]
             if str(mode).lower() != "wal":
                 raise sqlite3.OperationalError(f"cannot switch to WAL mode (journal_mode is {mode})")
             self._check_integrity(conn)
@@ -234,19 +263,25 @@ class DetectionStore:
             conn.execute("PRAGMA query_only=ON")
 
     def _check_integrity(self, conn: sqlite3.Connection) -> None:
-        result = conn.execute("PRAGMA quick_check").fetchone()[0]
+        result = conn.execute("PRAGMA quick_check").fetchone()["quick_check"]
         if result != "ok":
             raise sqlite3.DatabaseError(f"integrity check failed: {result}")
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()["user_version"]
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path}: written by a newer docker-enforcer (schema {version}, this one knows "
                 f"{SCHEMA_VERSION}); run the newer version, or set STATE_DB to another path"
             )
-        with _transaction(conn):
-            for statement in _statements(_SCHEMA):  # not executescript: it would commit early
+        with _transaction(conn):  # all or nothing: a failed migration leaves the file as it was
+            if version == 0:  # a new file: the schema as it is now
+                statements = _statements(_SCHEMA)  # not executescript: it would commit early
+            else:
+                statements = [
+                    sql for step in range(version + 1, SCHEMA_VERSION + 1) for sql in _MIGRATIONS[step]
+                ]
+            for statement in statements:
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -266,35 +301,44 @@ class DetectionStore:
     def record(self, finding: Finding) -> None:
         """Upsert one finding: its container and one row per violated rule. Committed when this returns.
 
-        Raises ValueError for a finding without violated rules (not a detection), StoreError when the
-        database fails.
+        Raises ValueError for a finding without violated rules (not a detection) or with a mode, action,
+        outcome or source that is not one of its enum's values; StoreError when the database fails.
         """
         if not finding.rules:
             raise ValueError(f"{finding.name}: a finding without violated rules is not a detection")
         at = to_micros(finding.timestamp)
-        errors = json.dumps(list(finding.rule_errors))
-        latest = (finding.mode, finding.action, finding.outcome, finding.source, errors)
-        container = (
-            finding.container_id,
-            finding.name.lstrip("/"),
-            finding.image,
-            finding.owner,
-            json.dumps(dict(finding.labels), sort_keys=True),
-            finding.restart_policy,
-            None if finding.config is None else json.dumps(finding.config, sort_keys=True, default=str),
-            at,
-            at,
-            json.dumps(list(finding.rules)),
-            *latest,
-        )
+        row: dict[str, str | int | None] = {
+            "container_id": finding.container_id,
+            "first_ts": at,
+            "last_ts": at,
+            # Checked against their enums here: a value no reader knows is refused, never stored.
+            "mode": Mode(finding.mode).value,
+            "action": Action(finding.action).value,
+            "outcome": Outcome(finding.outcome).value,
+            "outcome_detail": finding.outcome_detail,
+            "source": Source(finding.source).value,
+            "rule_errors": json.dumps(list(finding.rule_errors)),
+        }
+        container = {
+            **row,
+            "name": finding.name.lstrip("/"),
+            "image": finding.image,
+            "owner": finding.owner,
+            "labels": json.dumps(dict(finding.labels), sort_keys=True),
+            "restart_policy": finding.restart_policy,
+            "config": None
+            if finding.config is None
+            else json.dumps(finding.config, sort_keys=True, default=str),
+            "rules": json.dumps(list(finding.rules)),
+        }
         with self._write_lock, self._failing("record a detection"):
             with _transaction(self._writer, immediate=True) as conn:
                 new = conn.execute(
-                    "SELECT 1 FROM containers WHERE container_id = ?", (finding.container_id,)
+                    "SELECT 1 FROM containers WHERE container_id = :container_id", row
                 ).fetchone()
                 conn.execute(_UPSERT_CONTAINER, container)
                 for rule in dict.fromkeys(finding.rules):
-                    conn.execute(_UPSERT_DETECTION, (finding.container_id, rule, at, at, *latest))
+                    conn.execute(_UPSERT_DETECTION, {**row, "rule": rule})
                 if new is None:
                     conn.execute(
                         "INSERT INTO counters (name, value) VALUES ('distinct_containers', 1) "
@@ -314,7 +358,7 @@ class DetectionStore:
         cutoff = to_micros(now - self.max_age)
         with _transaction(self._writer, immediate=True) as conn:
             dropped = conn.execute("DELETE FROM detections WHERE last_ts < ?", (cutoff,)).rowcount
-            excess = conn.execute("SELECT COUNT(*) FROM detections").fetchone()[0] - self.max_rows
+            excess = conn.execute("SELECT COUNT(*) AS n FROM detections").fetchone()["n"] - self.max_rows
             if excess > 0:
                 dropped += conn.execute(
                     "DELETE FROM detections WHERE rowid IN "
@@ -348,11 +392,11 @@ class DetectionStore:
             args.append(to_micros(before))
         args.append(-1 if limit is None else max(limit, 0))
         query = (
-            f"WITH page AS (SELECT * FROM containers WHERE {' AND '.join(where)} "
+            f"WITH page AS (SELECT {', '.join(_CONTAINER)} FROM containers WHERE {' AND '.join(where)} "
             "ORDER BY last_ts DESC, container_id LIMIT ?) "
-            "SELECT page.*, d.rule, d.count, d.first_ts, d.last_ts, d.mode, d.action, d.outcome, d.source, "
-            "d.rule_errors FROM page JOIN detections d ON d.container_id = page.container_id "
-            "ORDER BY page.last_ts DESC, page.container_id, d.last_ts DESC, d.rule"
+            f"SELECT {_aliased('c', _CONTAINER)}, {_aliased('d', _RULE)} "
+            "FROM page c JOIN detections d ON d.container_id = c.container_id "
+            "ORDER BY c.last_ts DESC, c.container_id, d.last_ts DESC, d.rule"
         )
         with self._read_lock, self._failing("read detections"):
             rows = self._reader.execute(query, args).fetchall()
@@ -364,12 +408,12 @@ class DetectionStore:
             row = self._reader.execute(
                 "SELECT value FROM counters WHERE name = 'distinct_containers'"
             ).fetchone()
-        return 0 if row is None else int(row[0])
+        return 0 if row is None else int(row["value"])
 
     def count(self) -> int:
         """Containers currently in the record."""
         with self._read_lock, self._failing("count detections"):
-            return int(self._reader.execute("SELECT COUNT(*) FROM containers").fetchone()[0])
+            return int(self._reader.execute("SELECT COUNT(*) AS n FROM containers").fetchone()["n"])
 
     def close(self) -> None:
         with self._write_lock, self._read_lock:
@@ -400,58 +444,73 @@ def _statements(script: str) -> list[str]:
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
-_C = 16  # columns of `containers`; the detection's columns follow
+def _aliased(table: str, columns: tuple[str, ...]) -> str:
+    """`table.col AS table_col, ...`: a join's columns, each under a name of its own."""
+    return ", ".join(f"{table}.{col} AS {table}_{col}" for col in columns)
 
 
-def _group(rows: list[tuple[Any, ...]]) -> list[Detection]:
+def _group(rows: list[sqlite3.Row]) -> list[Detection]:
+    """Detections from the rows of `detections()`' join: one row per (container, rule), a container's together."""
     out: list[Detection] = []
-    current: tuple[Any, ...] | None = None
+    current: sqlite3.Row | None = None
     rules: list[RuleDetection] = []
     for row in rows:
-        if current is not None and row[0] != current[0]:
+        if current is not None and row["c_container_id"] != current["c_container_id"]:
             out.append(_detection(current, rules))
             rules = []
-        current = row[:_C]
-        rules.append(_rule_detection(row[_C:]))
+        current = row
+        rules.append(_rule_detection(row))
     if current is not None:
         out.append(_detection(current, rules))
     return out
 
 
-def _detection(row: tuple[Any, ...], rules: list[RuleDetection]) -> Detection:
-    cid, name, image, owner, labels, restart, config, count, first, last, latest, *rest = row
-    mode, action, outcome, source, errors = rest
+def _detection(row: sqlite3.Row, rules: list[RuleDetection]) -> Detection:
+    config = row["c_config"]
     return Detection(
-        container_id=cid,
-        name=name,
-        image=image,
-        owner=owner,
-        labels=json.loads(labels),
-        restart_policy=restart,
+        container_id=row["c_container_id"],
+        name=row["c_name"],
+        image=row["c_image"],
+        owner=row["c_owner"],
+        labels=json.loads(row["c_labels"]),
+        restart_policy=row["c_restart_policy"],
         config=None if config is None else json.loads(config),
-        count=count,
-        first_timestamp=from_micros(first),
-        last_timestamp=from_micros(last),
-        latest_rules=tuple(json.loads(latest)),
-        mode=mode,
-        action=action,
-        outcome=outcome,
-        source=source,
-        rule_errors=tuple(json.loads(errors)),
+        count=row["c_count"],
+        first_timestamp=from_micros(row["c_first_ts"]),
+        last_timestamp=from_micros(row["c_last_ts"]),
+        latest_rules=tuple(json.loads(row["c_rules"])),
         rules=tuple(rules),
+        **_latest(row, "c"),
     )
 
 
-def _rule_detection(row: tuple[Any, ...]) -> RuleDetection:
-    rule, count, first, last, mode, action, outcome, source, errors = row
+def _rule_detection(row: sqlite3.Row) -> RuleDetection:
     return RuleDetection(
-        rule,
-        count,
-        from_micros(first),
-        from_micros(last),
-        mode,
-        action,
-        outcome,
-        source,
-        tuple(json.loads(errors)),
+        rule=row["d_rule"],
+        count=row["d_count"],
+        first_timestamp=from_micros(row["d_first_ts"]),
+        last_timestamp=from_micros(row["d_last_ts"]),
+        **_latest(row, "d"),
+    )
+
+
+class _Latest(TypedDict):
+    """The latest finding's fields, which a container's row and each of its rules' rows hold alike."""
+
+    mode: Mode
+    action: Action
+    outcome: Outcome
+    outcome_detail: str | None
+    source: Source
+    rule_errors: tuple[str, ...]
+
+
+def _latest(row: sqlite3.Row, table: str) -> _Latest:
+    return _Latest(
+        mode=Mode(row[f"{table}_mode"]),
+        action=Action(row[f"{table}_action"]),
+        outcome=Outcome(row[f"{table}_outcome"]),
+        outcome_detail=row[f"{table}_outcome_detail"],
+        source=Source(row[f"{table}_source"]),
+        rule_errors=tuple(json.loads(row[f"{table}_rule_errors"])),
     )

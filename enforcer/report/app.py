@@ -262,9 +262,9 @@ def detection_json(detection: Detection, query: Query) -> dict[str, Any]:
         "count": detection.count,
         "last_timestamp": iso(detection.last_timestamp),
         "first_timestamp": iso(detection.first_timestamp),
-        "mode": detection.mode,
+        "mode": str(detection.mode),
         "action": detection.action,
-        "outcome": detection.outcome,
+        "outcome": detection.outcome_text,
         "rule_errors": list(detection.rule_errors),
     }
     if query.show_image_and_labels:

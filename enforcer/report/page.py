@@ -17,6 +17,7 @@ from typing import Any
 from flask import render_template
 
 from enforcer.judge.policy import Policy
+from enforcer.record.model import Outcome
 from enforcer.record.store import Detection
 from enforcer.settings import Settings
 from enforcer.status import SweepTimes
@@ -132,9 +133,9 @@ def detection_row(detection: Detection, anchors: Mapping[str, str]) -> Detection
         labels=tuple(sorted((str(k), str(v)) for k, v in detection.labels.items())),
         rules=links,
         rule_errors=detection.rule_errors,
-        mode=detection.mode,
+        mode=str(detection.mode),
         action=detection.action,
-        outcome=detection.outcome,
+        outcome=detection.outcome_text,
         outcome_class=outcome_class(detection.outcome),
         source=detection.source,
         count=detection.count,
@@ -170,10 +171,10 @@ def sweep_view(facts: PageFacts) -> dict[str, Any]:
     }
 
 
-def outcome_class(outcome: str) -> str:
-    if outcome.startswith("failed"):
+def outcome_class(outcome: Outcome) -> str:
+    if outcome is Outcome.FAILED:
         return "bad"
-    if outcome in ("stopped", "prevented", "already gone"):
+    if outcome in (Outcome.STOPPED, Outcome.PREVENTED, Outcome.ALREADY_GONE):
         return "acted"
     return "noted"
 

@@ -7,11 +7,13 @@ dict of containers and refuses, as dockerd does, to remove a running container w
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from enforcer import retry
 from enforcer.act.actions import Actuator
 from enforcer.act.triggers import TriggerRunner
 from enforcer.dockerhost.answer import Answer
@@ -22,7 +24,7 @@ from enforcer.judge.rules import Rule
 from enforcer.judge.whitelist import Whitelist
 from enforcer.pipeline import Pipeline
 from enforcer.policy_in_force import PolicyInForce
-from enforcer.record.model import Finding
+from enforcer.record.model import Action, Finding, Outcome, Source
 from enforcer.report.metrics import Metrics
 from enforcer.settings import Mode, Settings
 
@@ -350,3 +352,30 @@ def test_a_start_that_got_in_before_the_removal_sent_by_the_racing_half_is_kille
     rest()
     assert h.recorder.actions() == [("kill", "stopped", "event")]
     assert (h.counter("preventions"), h.counter("prevention_race_lost")) == (0.0, 1.0)
+
+
+@pytest.mark.parametrize("create", [False, True], ids=["kill", "prevent"])
+def test_a_failed_action_keeps_its_reason_apart_and_is_logged_and_counted_as_before(
+    make: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, create: bool
+) -> None:
+    h = make()
+    h.engine.add(BAD, "bad-1", status="created" if create else "running")
+    reason = f"{BAD[:12]}: 500 Server Error: permission denied"
+
+    def refuse(cid: str, force: bool = False) -> None:
+        raise EngineError(reason)
+
+    monkeypatch.setattr(h.engine, "remove" if create else "kill", refuse)
+    monkeypatch.setattr(retry, "_testing", True)  # no backoff between the attempts
+    with caplog.at_level(logging.INFO, logger="enforcer.pipeline"):
+        h.pipeline.check_created(BAD) if create else h.start_check()
+
+    [finding] = h.recorder.findings
+    action = Action.PREVENT if create else Action.KILL
+    assert (finding.action, finding.outcome, finding.outcome_detail) == (action, Outcome.FAILED, reason)
+    assert finding.source is (Source.CREATE if create else Source.EVENT) and finding.mode is Mode.KILL
+    labels = {"action": str(action), "outcome": "failed"}
+    assert h.metrics.registry.get_sample_value("docker_enforcer_actions_total", labels) == 1
+    [logged] = [r for r in caplog.records if r.getMessage().startswith("violation:")]
+    assert logged.getMessage().endswith(f"action={action} outcome=failed: {reason}")
+    assert logged.outcome == f"failed: {reason}"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from enforcer.record.model import Action, Finding, Outcome
+from enforcer.record.model import Action, Finding, Outcome, Source
+from enforcer.settings import Mode
 
 QUOTED_RULE = "no \"quoted\" 'names' </td><b>bold</b>"
 SAFE_RULE = "must have memory limit"
@@ -26,10 +27,10 @@ def finding(**fields: Any) -> Finding:
         "name": "web",
         "image": "busybox",
         "rules": (QUOTED_RULE,),
-        "mode": "KILL",
+        "mode": Mode.KILL,
         "action": Action.STOP,
         "outcome": Outcome.STOPPED,
-        "source": "periodic",
+        "source": Source.PERIODIC,
         "labels": {"team": "blue"},
     }
     values.update(fields)

@@ -14,9 +14,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from report_support import CID, HOST, HTML_LABEL, QUOTED_RULE, RULES_TEXT, SAFE_RULE, TRIGGERS_TEXT
 
 from enforcer.judge.policy import Policy
-from enforcer.record.model import Action, Finding, Outcome, safe_config
+from enforcer.record.model import Action, Finding, Outcome, Source, safe_config
 from enforcer.record.store import DetectionStore, StoreError
 from enforcer.report.metrics import Metrics
+from enforcer.settings import Mode
 from enforcer.status import Status
 
 MakeFinding = Callable[..., Finding]
@@ -68,7 +69,8 @@ def recorded(store: DetectionStore, make_finding: MakeFinding) -> DetectionStore
             rules=(QUOTED_RULE, SAFE_RULE),
             labels={"note": HTML_LABEL},
             timestamp=T0 - timedelta(minutes=5),
-            outcome="failed: engine timeout",
+            outcome=Outcome.FAILED,
+            outcome_detail="engine timeout",
         )
     )
     store.record(
@@ -85,10 +87,10 @@ def recorded(store: DetectionStore, make_finding: MakeFinding) -> DetectionStore
             name="quiet",
             image="alpine:3",
             rules=(SAFE_RULE,),
-            mode="WARN",
+            mode=Mode.WARN,
             action=Action.WOULD_STOP,
             outcome=Outcome.RECORDED,
-            source="event",
+            source=Source.EVENT,
             timestamp=T0 - timedelta(minutes=1),
         )
     )
@@ -253,6 +255,22 @@ def test_html_only_for_clients_that_list_text_html(
     headers = {} if accept is None else {"Accept": accept}
     for path in ("/", "/recent", "/rules", "/triggers", "/config"):
         assert client.get(path, headers=headers).mimetype == mimetype, path
+
+
+def test_a_failed_action_shows_its_reason_in_outcome_as_before(
+    client: FlaskClient, store: DetectionStore, make_finding: MakeFinding
+) -> None:
+    reason = "500 Server Error: <cannot> kill"
+    store.record(make_finding(outcome=Outcome.FAILED, outcome_detail=reason, timestamp=T0))
+
+    body = get_json(client, "/")
+
+    assert isinstance(body, dict)
+    [item] = body["detections"]
+    assert list(item) == ITEM_KEYS
+    assert item["outcome"] == f"failed: {reason}"
+    page = client.get("/", headers={"Accept": BROWSER_ACCEPT}).text
+    assert '<td class="outcome bad">failed: 500 Server Error: &lt;cannot&gt; kill</td>' in page
 
 
 # -- the status page ---------------------------------------------------------------------------------------
@@ -533,10 +551,10 @@ def test_no_endpoint_page_or_log_shows_env_values_command_line_or_the_token(
             name="leaky",
             image="busybox",
             rules=(QUOTED_RULE,),
-            mode="KILL",
+            mode=Mode.KILL,
             action=Action.PREVENT,
             outcome=Outcome.PREVENTED,
-            source="create",
+            source=Source.CREATE,
             labels={"team": "blue"},
             config=safe_config(params),
         )

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from enforcer.record import store as store_module
-from enforcer.record.model import Action, Finding, Outcome, safe_config
+from enforcer.record.model import Action, Finding, Outcome, Source, safe_config
 from enforcer.record.store import DetectionStore, StoreError
+from enforcer.settings import Mode
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 MakeFinding = Callable[..., Finding]
@@ -51,9 +52,13 @@ def test_a_finding_is_recorded_with_its_container(store: DetectionStore, make_fi
 def test_repeats_of_a_container_and_rule_update_count_and_last_time(
     store: DetectionStore, make_finding: MakeFinding
 ) -> None:
-    store.record(make_finding(rules=("a",), timestamp=at(0), outcome="failed: engine timeout"))
+    store.record(
+        make_finding(rules=("a",), timestamp=at(0), outcome=Outcome.FAILED, outcome_detail="engine timeout")
+    )
     store.record(make_finding(rules=("a",), timestamp=at(10), outcome=Outcome.ALREADY_GONE))
-    store.record(make_finding(rules=("b",), timestamp=at(20), action=Action.WOULD_STOP, outcome="recorded"))
+    store.record(
+        make_finding(rules=("b",), timestamp=at(20), action=Action.WOULD_STOP, outcome=Outcome.RECORDED)
+    )
 
     [found] = store.detections()
     assert found.count == 3
@@ -72,7 +77,7 @@ def test_latest_fields_follow_the_newest_finding_even_when_recorded_late(
     store: DetectionStore, make_finding: MakeFinding
 ) -> None:
     store.record(make_finding(rules=("a",), timestamp=at(10), outcome=Outcome.STOPPED))
-    store.record(make_finding(rules=("a",), timestamp=at(5), outcome="failed: late"))
+    store.record(make_finding(rules=("a",), timestamp=at(5), outcome=Outcome.FAILED, outcome_detail="late"))
 
     [found] = store.detections()
     assert found.outcome == Outcome.STOPPED
@@ -227,3 +232,123 @@ def test_odd_names_and_labels_round_trip(store: DetectionStore, make_finding: Ma
     assert found.latest_rules == (rule,)
     assert found.labels == labels
     assert found.name == "with-slash"
+
+
+def test_source_action_outcome_and_mode_come_back_as_their_enums(
+    store: DetectionStore, make_finding: MakeFinding
+) -> None:
+    store.record(make_finding(container_id="a" * 64, rules=("r",), mode=Mode.KILL, source=Source.CREATE,
+                              action=Action.PREVENT, outcome=Outcome.PREVENTED, timestamp=at(0)))  # fmt: skip
+    store.record(make_finding(container_id="b" * 64, rules=("r",), mode=Mode.WARN, source=Source.EVENT,
+                              action=Action.WOULD_STOP, outcome=Outcome.RECORDED, timestamp=at(1)))  # fmt: skip
+
+    warned, prevented = store.detections()
+    for found, expected in (
+        (prevented, (Mode.KILL, Source.CREATE, Action.PREVENT, Outcome.PREVENTED)),
+        (warned, (Mode.WARN, Source.EVENT, Action.WOULD_STOP, Outcome.RECORDED)),
+    ):
+        for latest in (found, found.rules[0]):
+            got = (latest.mode, latest.source, latest.action, latest.outcome)
+            assert all(value is want for value, want in zip(got, expected, strict=True)), got
+            assert latest.outcome_detail is None
+
+
+def test_a_failure_reason_is_stored_apart_from_the_outcome(
+    tmp_path: Path, store: DetectionStore, make_finding: MakeFinding
+) -> None:
+    reason = "500 Server Error: cannot kill: permission denied"
+    store.record(make_finding(rules=("a",), outcome=Outcome.FAILED, outcome_detail=reason))
+
+    raw = sqlite3.connect(store.path)
+    for table in ("containers", "detections"):
+        row = raw.execute(f"SELECT outcome, outcome_detail FROM {table}").fetchone()
+        assert row == ("failed", reason), table
+    raw.close()
+    [found] = store.detections()
+    assert (found.outcome, found.outcome_detail) == (Outcome.FAILED, reason)
+    assert found.outcome_text == found.rules[0].outcome_text == f"failed: {reason}"
+
+
+@pytest.mark.parametrize("field", ["mode", "action", "outcome", "source"])
+def test_a_value_outside_its_enum_is_refused_before_it_is_stored(
+    store: DetectionStore, make_finding: MakeFinding, field: str
+) -> None:
+    with pytest.raises(ValueError, match="failed: engine timeout"):
+        store.record(make_finding(**{field: "failed: engine timeout"}))
+    assert store.count() == 0
+
+
+# The schema of version 1 (before outcome_detail), as `git show` of that version's store.py has it.
+V1_SCHEMA = """
+CREATE TABLE containers (
+    container_id TEXT PRIMARY KEY, name TEXT NOT NULL, image TEXT NOT NULL, owner TEXT NOT NULL,
+    labels TEXT NOT NULL, restart_policy TEXT, config TEXT, count INTEGER NOT NULL, first_ts INTEGER NOT NULL,
+    last_ts INTEGER NOT NULL, rules TEXT NOT NULL, mode TEXT NOT NULL, action TEXT NOT NULL,
+    outcome TEXT NOT NULL, source TEXT NOT NULL, rule_errors TEXT NOT NULL
+);
+CREATE INDEX containers_by_last_ts ON containers (last_ts);
+CREATE TABLE detections (
+    container_id TEXT NOT NULL REFERENCES containers (container_id) ON DELETE CASCADE,
+    rule TEXT NOT NULL, count INTEGER NOT NULL, first_ts INTEGER NOT NULL, last_ts INTEGER NOT NULL,
+    mode TEXT NOT NULL, action TEXT NOT NULL, outcome TEXT NOT NULL, source TEXT NOT NULL,
+    rule_errors TEXT NOT NULL, PRIMARY KEY (container_id, rule)
+);
+CREATE INDEX detections_by_last_ts ON detections (last_ts);
+CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT INTO containers VALUES ('aaaa', 'failing', 'busybox', '[unknown]', '{"team": "blue"}', 'always', NULL,
+    2, 1714564800000000, 1714564810000000, '["a", "b"]', 'KILL', 'kill', 'failed: engine: timeout', 'event',
+    '["c: ValueError: boom"]');
+INSERT INTO detections VALUES ('aaaa', 'a', 2, 1714564800000000, 1714564810000000, 'KILL', 'kill',
+    'failed: engine: timeout', 'event', '["c: ValueError: boom"]');
+INSERT INTO detections VALUES ('aaaa', 'b', 1, 1714564800000000, 1714564800000000, 'KILL', 'kill', 'stopped',
+    'periodic', '[]');
+INSERT INTO containers VALUES ('bbbb', 'prevented', 'alpine', '[unknown]', '{}', NULL, '{"Name": "prevented"}',
+    1, 1714564805000000, 1714564805000000, '["a"]', 'WARN', 'would prevent', 'recorded', 'create', '[]');
+INSERT INTO detections VALUES ('bbbb', 'a', 1, 1714564805000000, 1714564805000000, 'WARN', 'would prevent',
+    'recorded', 'create', '[]');
+INSERT INTO counters VALUES ('distinct_containers', 2);
+PRAGMA user_version=1;
+"""
+
+
+def test_a_database_of_version_1_is_migrated_and_reads_as_before(
+    tmp_path: Path, make_finding: MakeFinding
+) -> None:
+    path = tmp_path / "detections.db"
+    raw = sqlite3.connect(path)
+    raw.executescript(V1_SCHEMA)
+    raw.close()
+
+    opened = DetectionStore(path, max_age_days=100_000)
+    try:
+        failing, prevented = opened.detections()
+        assert (failing.name, failing.count, failing.latest_rules) == ("failing", 2, ("a", "b"))
+        assert (failing.mode, failing.action, failing.source) == (Mode.KILL, Action.KILL, Source.EVENT)
+        assert (failing.outcome, failing.outcome_detail) == (Outcome.FAILED, "engine: timeout")
+        assert failing.outcome_text == "failed: engine: timeout"
+        assert (failing.restart_policy, failing.labels, failing.rule_errors) == (
+            "always", {"team": "blue"}, ("c: ValueError: boom",)
+        )  # fmt: skip
+        by_rule = {r.rule: r for r in failing.rules}
+        assert by_rule["a"].outcome_text == "failed: engine: timeout"
+        assert (by_rule["b"].outcome, by_rule["b"].outcome_detail, by_rule["b"].source) == (
+            Outcome.STOPPED, None, Source.PERIODIC
+        )  # fmt: skip
+        assert (prevented.action, prevented.outcome, prevented.source) == (
+            Action.WOULD_PREVENT, Outcome.RECORDED, Source.CREATE
+        )  # fmt: skip
+        assert prevented.config == {"Name": "prevented"}
+        assert opened.distinct_containers() == 2
+
+        opened.record(make_finding(container_id="aaaa", rules=("a",), timestamp=at(10**9)))
+        assert opened.detections()[0].count == 3
+    finally:
+        opened.close()
+    reopened = DetectionStore(path, max_age_days=100_000)  # a migrated file opens as a current one
+    try:
+        assert reopened.count() == 2
+    finally:
+        reopened.close()
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA user_version").fetchone() == (store_module.SCHEMA_VERSION,)
+    raw.close()
