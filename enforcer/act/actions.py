@@ -7,7 +7,7 @@ kill yet the engine does not bring the container back after its own restart.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +32,7 @@ class Done:
     outcome_detail: str | None = None
 
 
-def restart_policy_of(params: Any) -> str | None:
+def restart_policy_of(params: Mapping[str, Any]) -> str | None:
     host_config = params.get("HostConfig") or {}
     policy = host_config.get("RestartPolicy") or {}
     return policy.get("Name") or None
@@ -43,7 +43,7 @@ class Actuator:
         self.host = host
         self.stop_timeout_s = stop_timeout_s
 
-    def stop(self, cid: str, params: Any) -> Done:
+    def stop(self, cid: str, params: Mapping[str, Any]) -> Done:
         """Kill (or gracefully stop) a running violator, then pin its restart policy to "no"."""
         action = Action.STOP if self.stop_timeout_s > 0 else Action.KILL
         policy = restart_policy_of(params)

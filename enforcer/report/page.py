@@ -17,6 +17,7 @@ from typing import Any
 from flask import render_template
 
 from enforcer.judge.policy import Policy
+from enforcer.judge.rules import Rule
 from enforcer.record.model import Outcome
 from enforcer.record.store import Detection
 from enforcer.settings import Settings
@@ -144,7 +145,7 @@ def detection_row(detection: Detection, anchors: Mapping[str, str]) -> Detection
     )
 
 
-def rule_row(rule: Any, anchors: Mapping[str, str], settings: Settings, violators: Counter[str]) -> RuleRow:
+def rule_row(rule: Rule, anchors: Mapping[str, str], settings: Settings, violators: Counter[str]) -> RuleRow:
     return RuleRow(
         anchor=anchors[rule.name],
         name=rule.name,
