@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -39,6 +40,7 @@ from support.engine import (  # noqa: E402
     ensure_prerequisites,
     start_engine,
 )
+from support.trusted_tmp import trusted_tempdir  # noqa: E402
 
 
 def _forget_host_docker() -> None:
@@ -48,6 +50,24 @@ def _forget_host_docker() -> None:
 
 
 _forget_host_docker()
+
+
+OWN_BASETEMP = pytest.StashKey[Path]()
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's tmp_path plugin reads --basetemp
+def pytest_configure(config: pytest.Config) -> None:
+    """tmp_path in a folder the rules loader trusts (not under /tmp, see support/trusted_tmp.py), unless
+    --basetemp names one; removed at the end of the session."""
+    if config.option.basetemp is None:
+        config.option.basetemp = str(trusted_tempdir("pytest-"))
+        config.stash[OWN_BASETEMP] = Path(config.option.basetemp)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    own = config.stash.get(OWN_BASETEMP, None)
+    if own is not None:
+        shutil.rmtree(own, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -118,7 +138,7 @@ def run_container(clean_engine: Engine, busybox: str) -> Iterator[RunContainer]:
 @pytest.fixture
 def daemon(clean_engine: Engine, tmp_path: Path) -> Iterator[DaemonFactory]:
     """A factory of `docker-enforcer run` subprocesses against the isolated engine; all stopped afterwards."""
-    tmp_path.chmod(0o755)  # the rules folder's parent; the loader checks only the file and its folder
+    tmp_path.chmod(0o755)  # pytest makes it 0700; readable as a deployment's folders are
     factory = DaemonFactory(clean_engine, tmp_path)
     try:
         yield factory
