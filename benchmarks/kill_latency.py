@@ -28,7 +28,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -46,6 +45,7 @@ from docker.errors import NotFound  # noqa: E402
 from support.bench import enforcer_env  # noqa: E402
 from support.engine import Engine, ensure_busybox_image, ensure_prerequisites, start_engine  # noqa: E402
 from support.rawhttp import UnixHTTP  # noqa: E402
+from support.trusted_tmp import trusted_tempdir  # noqa: E402
 
 VIOLATOR = "violator"
 RULES = 'rules = [{"name": "no violators", "rule": lambda c: c.name.startswith("violator")}]\n'
@@ -290,8 +290,7 @@ def main() -> int:
         print("cannot start an isolated engine; missing: " + "; ".join(missing), file=sys.stderr)
         return 2
 
-    workdir = Path(tempfile.mkdtemp(prefix="de-killbench-"))
-    workdir.chmod(0o755)
+    workdir = trusted_tempdir("de-killbench-")  # not under /tmp: the loader refuses rules files there
     engine = start_engine()
     contenders: list[Contender] = []
     try:

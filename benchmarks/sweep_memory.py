@@ -30,7 +30,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +42,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import support.bench as bench  # noqa: E402
 from support.engine import Engine, ensure_busybox_image, ensure_prerequisites, start_engine  # noqa: E402
 from support.rawhttp import UnixHTTP  # noqa: E402
+from support.trusted_tmp import trusted_tempdir  # noqa: E402
 
 SWEEP_GOAL_S = 2.0
 RSS_GOAL_MB = 100.0
@@ -199,8 +199,7 @@ def main() -> int:
         print("cannot start an isolated engine; missing: " + "; ".join(missing), file=sys.stderr)
         return 2
 
-    workdir = Path(tempfile.mkdtemp(prefix="de-sweepbench-"))
-    workdir.chmod(0o755)
+    workdir = trusted_tempdir("de-sweepbench-")  # not under /tmp: the loader refuses rules files there
     engine = start_engine()
     try:
         start_containers(engine, ensure_busybox_image(engine), args.containers)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import os
+import py_compile
+import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,6 +158,169 @@ def test_allow_writable_rules_reaches_the_loader(tmp_path: Path) -> None:
     with pytest.raises(RulesFileError, match="chmod go-w"):
         load_policy(Settings.from_env({}), cwd=tmp_path)
     assert load_policy(Settings.from_env({"ALLOW_WRITABLE_RULES": "yes"}), cwd=tmp_path).rules == ()
+
+
+# -- the whole chain, the way sudo and ssh check theirs (issue 19) -----------------------------------------
+NOBODY = 65534
+GOOD_RULES = 'rules = [{"name": "good", "rule": lambda c: False}]\n'
+
+
+def open_to_nobody(tmp_path: Path) -> None:
+    """pytest's folders are 0700: let uid 65534 reach tmp_path, as it reaches a deployment's folders."""
+    for folder in (tmp_path, tmp_path.parent):
+        folder.chmod(0o755)
+
+
+def as_nobody(script: str) -> None:
+    subprocess.run(["sh", "-ec", script], user=NOBODY, group=NOBODY, check=True, timeout=10)
+
+
+def test_the_reported_attack_a_folder_swapped_under_a_parent_others_may_write(tmp_path: Path) -> None:
+    """A rules folder whose parent anyone may write: `mv sub sub.old; mkdir sub` by an unprivileged user
+    put their code where root would run it. Refused before the swap, and after it."""
+    open_to_nobody(tmp_path)
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    path = write(shared / "sub" / "rules.py", GOOD_RULES)  # file and folder as the old check wanted them
+    message = error_of(path)
+    assert message.startswith(
+        f"{path}: the folder {shared} is writable by group and others (owner uid 0 (root)"
+    )
+    assert f"fix: `chmod go-w {shared}`" in message
+
+    marker = tmp_path / "ran-as-root"
+    as_nobody(
+        f"cd {shared} && mv sub sub.old && mkdir sub && chmod 755 sub && "
+        f'printf \'open("{marker}", "w").close()\\nrules = []\\n\' > sub/rules.py'
+    )
+    message = error_of(path)
+    assert f"the folder {shared} is writable" in message
+    assert f"the folder {shared / 'sub'} is owned by uid {NOBODY} (nobody)" in message
+    assert f"fix: `chown root {shared / 'sub'}`" in message
+    assert f"the file {path} is owned by uid {NOBODY}" in message
+    assert not marker.exists()
+
+
+def test_a_symlink_in_a_world_writable_folder_is_refused(tmp_path: Path) -> None:
+    real = write(tmp_path / "etc" / "rules.py", GOOD_RULES)
+    drop = tmp_path / "drop"
+    drop.mkdir(mode=0o777)
+    drop.chmod(0o777)
+    (drop / "rules.py").symlink_to(real)
+    message = error_of(drop / "rules.py")
+    assert f"the folder {drop} is writable by group and others" in message
+    assert f"chmod go-w {drop}" in message
+
+
+@pytest.mark.parametrize("owned", ["file", "folder"])
+def test_a_file_or_folder_owned_by_another_user_is_refused(tmp_path: Path, owned: str) -> None:
+    path = write(tmp_path / "user" / "rules.py", GOOD_RULES)
+    target = path if owned == "file" else path.parent
+    os.chown(target, NOBODY, NOBODY)
+    message = error_of(path)
+    assert f"the {owned} {target} is owned by uid {NOBODY} (nobody)" in message
+    assert f"mode {'-rw-r--r-- (0644)' if owned == 'file' else 'drwxr-xr-x (0755)'}" in message
+    assert f"fix: `chown root {target}`" in message
+    assert "would run as root" in message
+
+
+def test_whitelist_rules_and_triggers_are_checked_the_same_way(tmp_path: Path) -> None:
+    wl = write(tmp_path / "wl" / "whitelist_rules.py", "whitelist_rules = []\n")
+    triggers = write(tmp_path / "tr" / "triggers.py", "triggers = []\n")
+    for path in (wl, triggers):
+        os.chown(path.parent, NOBODY, NOBODY)
+    assert f"the folder {wl.parent} is owned by uid {NOBODY}" in error_of(wl, load_whitelist_rules)
+    assert f"the folder {triggers.parent} is owned by uid {NOBODY}" in error_of(triggers, load_triggers)
+
+
+def test_a_group_writable_helper_imported_by_the_rules_file_is_refused(tmp_path: Path) -> None:
+    marker = tmp_path / "helper-ran"
+    helper = write(
+        tmp_path / "user" / "helper_gw.py", f"open({str(marker)!r}, 'w').close()\nMAX = 3\n", 0o664
+    )
+    path = rules_file(tmp_path, "import helper_gw\nrules = []\n")
+    message = error_of(path)
+    assert message.startswith(f"{path}:1: imports {helper}: the file {helper} is writable by group")
+    assert f"fix: `chmod go-w {helper}`" in message
+    assert not marker.exists()
+    assert "helper_gw" not in sys.modules
+
+
+def test_a_helper_in_a_package_of_the_rules_folder_is_checked(tmp_path: Path) -> None:
+    write(tmp_path / "user" / "helpers_pkg" / "__init__.py", "")
+    inner = write(tmp_path / "user" / "helpers_pkg" / "limits.py", "MAX = 3\n")
+    os.chown(inner, NOBODY, NOBODY)
+    path = rules_file(tmp_path, "\nfrom helpers_pkg.limits import MAX\nrules = []\n")
+    assert error_of(path).startswith(f"{path}:2: imports {inner}: the file {inner} is owned by uid {NOBODY}")
+
+
+def test_an_import_made_later_from_inside_a_rule_is_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`python -m enforcer` puts the working dir on sys.path: with the original's layout (rules.py in the
+    working dir) a rule's own `import` finds the folder's modules long after the file was loaded."""
+    marker = tmp_path / "late-ran"
+    late = write(tmp_path / "user" / "late_helper.py", f"open({str(marker)!r}, 'w').close()\nX = 1\n", 0o666)
+    path = rules_file(
+        tmp_path,
+        """
+        def late(c):
+            import late_helper
+            return late_helper.X
+
+        rules = [{"name": "late", "rule": late}]
+        """,
+    )
+    (rule,) = load_rules(path).items
+    monkeypatch.syspath_prepend(str(path.parent))
+    monkeypatch.delitem(sys.modules, "late_helper", raising=False)
+    with pytest.raises(RulesFileError, match=f"the file {late} is writable by group and others"):
+        rule.check(None)
+    assert not marker.exists()
+    late.chmod(0o644)
+    assert rule.check(None) == 1
+
+
+def test_helpers_run_from_source_never_from_a_bytecode_cache(tmp_path: Path) -> None:
+    """A .pyc planted with the source's size and mtime would be run by Python's own loader."""
+    helper = write(tmp_path / "user" / "cached_helper.py", "X = 1\n")
+    planted = write(tmp_path / "other" / "cached_helper.py", "X = 2\n")
+    os.utime(planted, ns=(helper.stat().st_atime_ns, helper.stat().st_mtime_ns))
+    py_compile.compile(str(planted), cfile=importlib.util.cache_from_source(str(helper)), doraise=True)
+    path = rules_file(
+        tmp_path, 'import cached_helper\nrules = [{"name": str(cached_helper.X), "rule": print}]\n'
+    )
+    assert [r.name for r in load_rules(path).items] == ["1"]
+
+
+def test_a_changed_helper_is_checked_and_loaded_again_with_the_file(tmp_path: Path) -> None:
+    helper = write(tmp_path / "user" / "changing_helper.py", "X = 1\n")
+    path = rules_file(
+        tmp_path, 'import changing_helper\nrules = [{"name": str(changing_helper.X), "rule": print}]\n'
+    )
+    assert [r.name for r in load_rules(path).items] == ["1"]
+    write(helper, "X = 2\n", 0o664)
+    assert "is writable by group" in error_of(path)
+    helper.chmod(0o644)
+    assert [r.name for r in load_rules(path).items] == ["2"]
+
+
+def test_allow_writable_rules_loads_with_one_warning_per_problem(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(tmp_path / "user" / "rules.py", "import helper_allowed\nrules = []\n", 0o666)
+    os.chown(path.parent, NOBODY, NOBODY)
+    write(tmp_path / "user" / "helper_allowed.py", "X = 1\n", 0o664)
+    with caplog.at_level(logging.WARNING, logger="enforcer.judge.loader"):
+        assert load_rules(path, allow_writable=True).items == ()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 4, warnings  # the folder counts for the file and for the helper
+    assert all(w.startswith("SECURITY: loading ") and "can run code as root" in w for w in warnings)
+    assert f"the folder {path.parent} is owned by uid {NOBODY}" in warnings[0]
+    assert f"chmod go-w {path}" in warnings[1]
+    assert "helper_allowed.py although the folder" in warnings[2]
+    assert "helper_allowed.py is writable by group" in warnings[3]
 
 
 # -- errors that name the file, the line, the item ------------------------------------------------------

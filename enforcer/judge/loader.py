@@ -1,8 +1,9 @@
 """Loading the user's rules, whitelist-rules and triggers files by path, failing loudly and precisely.
 
-The files are plain Python run as root beside the Docker socket, so a file (or its folder) that group or
-others may write is refused unless the owner explicitly allows it. Every problem raises RulesFileError with
-the file, the line or the item, and what to do.
+The files are plain Python run as root beside the Docker socket, so a file is refused when anything on its
+way (see trust.py), or any module it imports from its own folder (see user_imports.py), could be changed by
+a user other than root or the daemon's own. ALLOW_WRITABLE_RULES=True turns each such refusal into a
+warning, nothing else. Every problem raises RulesFileError with the file, the line or the item, and the fix.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import importlib.util
 import inspect
 import logging
 import os
-import stat
 import sys
 import traceback
 from collections.abc import Callable, Iterable
@@ -20,7 +20,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
+from enforcer.judge import trust
 from enforcer.judge.rules import Loaded, Rule, Severity, Trigger, WhitelistRule
+from enforcer.judge.user_imports import FolderGuard
 from enforcer.settings import Mode
 
 log = logging.getLogger(__name__)
@@ -52,25 +54,36 @@ def resolve(kind: str, explicit: Path | None, cwd: Path | None = None) -> Path:
 
 
 def check_permissions(path: Path, allow_writable: bool) -> None:
-    """Refuse a file, or its folder, that group or others may write (it runs as root)."""
-    for target in (path, path.resolve().parent):
-        mode = target.stat().st_mode
-        if not mode & (stat.S_IWGRP | stat.S_IWOTH):
-            continue
-        what = "folder" if target.is_dir() else "file"
-        fix = f"chmod go-w {target}"
-        if not allow_writable:
-            raise RulesFileError(
-                f"{path}: the {what} {target} may be written by group or others, and its code runs as root "
-                f"beside the Docker socket; fix it with `{fix}` (or set ALLOW_WRITABLE_RULES=True)"
-            )
+    """Refuse a user file (or a module it imports) that anyone but root or the daemon's user could change:
+    the file, every folder from `/` down to it, and every symlink on the way. With allow_writable, each
+    problem is logged as a warning instead."""
+    try:
+        found = trust.problems(path)
+    except trust.UntrustedPathError as exc:
+        raise RulesFileError(f"{path}: cannot be checked: {exc}") from None
+    if found and not allow_writable:
+        raise RulesFileError(
+            f"{path}: {'; '.join(map(str, found))}. Its code would run as root beside the Docker socket, so "
+            "only root (or the daemon's own user) may be able to change it or any folder above it "
+            "(ALLOW_WRITABLE_RULES=True loads it anyway, with a warning)"
+        )
+    for problem in found:
         log.warning(
-            "loading %s although the %s %s is writable by group or others (%s)", path, what, target, fix
+            "SECURITY: loading %s although %s; anyone who can change it can run code as root "
+            "(ALLOW_WRITABLE_RULES=True)",
+            path,
+            problem,
         )
 
 
-def load_module(path: Path) -> tuple[ModuleType, str]:
-    """Execute a Python file as a fresh module; returns it and its source text."""
+# Imports from the user files' folders are checked for the life of the process (rules import lazily too);
+# one guard, as sys.meta_path itself is one per process.
+GUARD = FolderGuard(check_permissions)
+
+
+def load_module(path: Path, allow_writable: bool = False) -> tuple[ModuleType, str]:
+    """Execute a Python file as a fresh module; returns it and its source text. Helpers it imports from its
+    folder are fresh too, and checked before they run."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -83,14 +96,21 @@ def load_module(path: Path) -> tuple[ModuleType, str]:
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None
     module = importlib.util.module_from_spec(spec)
-    folder = str(path.resolve().parent)
-    sys.path.insert(0, folder)  # helpers next to the rules file can be imported
+    folder = path.resolve().parent
+    if folder != DEFAULTS_DIR:  # the packaged defaults are part of the enforcer, trusted as it is
+        for watched in (path.absolute().parent, folder):
+            GUARD.watch(watched, allow_writable)
+    GUARD.install()
+    GUARD.forget_modules()
+    sys.path.insert(0, str(folder))  # helpers next to the rules file can be imported
     try:
         exec(code, module.__dict__)
+    except RulesFileError as exc:  # a helper refused by the guard
+        raise RulesFileError(f"{_where(path, exc)}: imports {exc}") from None
     except Exception as exc:
         raise RulesFileError(f"{_where(path, exc)}: {type(exc).__name__}: {exc}") from None
     finally:
-        sys.path.remove(folder)
+        sys.path.remove(str(folder))
     return module, text
 
 
@@ -108,7 +128,7 @@ def load_file(
 ) -> Loaded:
     if path.parent != DEFAULTS_DIR:
         check_permissions(path, allow_writable)
-    module, text = load_module(path)
+    module, text = load_module(path, allow_writable)
     if not hasattr(module, kind):
         raise RulesFileError(f"{path}: defines no `{kind}` list (expected `{kind} = [...]`)")
     items = getattr(module, kind)

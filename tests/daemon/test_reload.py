@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -64,6 +65,43 @@ def test_a_broken_rules_file_on_reload_keeps_the_old_rules(
     enforcer.wait_for_message("rules reloaded", RELOAD_WITHIN_S)
     evil = containers.run("evil-after-fix")
     assert containers.wait_stopped(evil, KILL_WITHIN_S)
+
+
+def test_a_rules_folder_swapped_by_another_user_is_refused_and_the_old_rules_stay(
+    daemon: DaemonFactory, containers: Containers, tmp_path: Path
+) -> None:
+    """Issue 19: the rules folder's parent is writable by others, and an unprivileged user swaps the folder
+    (`mv rules rules.old; mkdir rules`). The next look at the files must refuse it, not run it as root."""
+    enforcer = daemon()
+    tmp_path.parent.chmod(0o755)  # pytest's 0700: let uid 65534 reach tmp_path
+    tmp_path.chmod(0o777)  # the mistake that opens the door
+    marker = tmp_path / "ran-as-root"
+    evil = f'open("{marker}", "w").close()\\nrules = [{{"name": "everything", "rule": lambda c: True}}]\\n'
+    subprocess.run(
+        [
+            "sh",
+            "-ec",
+            f"cd {tmp_path} && mv rules rules.old && mkdir rules && printf '{evil}' > rules/rules.py",
+        ],
+        user=65534,
+        group=65534,
+        check=True,
+        timeout=10,
+    )
+
+    error = enforcer.wait_for_message("refused, the previous rules stay in force", RELOAD_WITHIN_S)
+    assert error["level"] == "ERROR"
+    assert f"the folder {tmp_path} is writable by group and others" in error["message"]
+    assert f"the folder {tmp_path / 'rules'} is owned by uid 65534" in error["message"]
+    assert f"chown root {tmp_path / 'rules'}" in error["message"]
+    assert not marker.exists()
+    fine = containers.run("fine-1")
+    bad = containers.run("bad-still-caught")
+    assert containers.wait_stopped(bad, KILL_WITHIN_S)
+    assert enforcer.wait_for_violation("bad-still-caught")["rules"] == ["no bad names"]
+    assert containers.running(fine)
+    assert enforcer.violations("fine-1") == []
+    assert enforcer.alive()
 
 
 def test_sighup_reloads(daemon: DaemonFactory, containers: Containers) -> None:
