@@ -247,7 +247,7 @@ class Files:
         "ALLOW_WRITABLE_RULES",
         False,
         _boolean,
-        "load files writable by group or others (with a warning)",
+        "load user files and their helpers that others could change (owner, mode, a parent); one warning each",
         shown=False,
     )
 
