@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from enforcer import __version__, logs
@@ -30,6 +31,7 @@ from enforcer.dockerhost.client import connect
 from enforcer.dockerhost.errors import EngineUnavailable
 from enforcer.dockerhost.self_id import own_container_id
 from enforcer.facts.gather import FactGatherer, GatherOptions
+from enforcer.judge.exceptions import ending_soon
 from enforcer.judge.judge import JudgeOptions
 from enforcer.judge.loader import RulesFileError
 from enforcer.judge.policy import Policy, load_policy
@@ -176,6 +178,13 @@ def run_check(policy: Policy, settings: Settings) -> int:
         labels += [f"CIS {rule.meta['cis']}"] if rule.meta.get("cis") else []
         ident = f" ({', '.join(labels)})" if labels else ""
         print(f"  - {rule.name}{ident}{extra}")
+    now = datetime.now(UTC)
+    exceptions = sorted(policy.whitelist.exceptions, key=lambda e: e.until)
+    if exceptions:
+        print(f"exceptions ({len(exceptions)}):")
+    for exception in exceptions:
+        left = f"{exception.days_left(now)} days left" if exception.active(now) else "ran out"
+        print(f"  - {exception} [{left}]")
     print(f"whitelist rules ({len(policy.whitelist.rules)}) from {policy.sources['whitelist_rules'].path}")
     print(f"triggers ({len(policy.triggers)}) from {policy.sources['triggers'].path}")
     print(f"rules version {policy.version[:12]}")
@@ -192,6 +201,15 @@ def check_warnings(policy: Policy, settings: Settings) -> list[str]:
     for rule in policy.rules:
         if rule.mode is Mode.KILL and settings.mode is Mode.WARN:
             out.append(f"rule {rule.name!r} asks for KILL, but MODE is WARN: it only records")
+    now = datetime.now(UTC)
+    names = {rule.name for rule in policy.rules}
+    for exception in policy.whitelist.exceptions:
+        if not exception.active(now):
+            out.append(f"{exception} has run out: it exempts nothing; remove it or extend it")
+        elif exception in ending_soon([exception], now):
+            out.append(f"{exception} ends in {exception.days_left(now)} days")
+        if exception.rule is not None and exception.rule not in names:
+            out.append(f"{exception} names no rule of this file")
     return out
 
 

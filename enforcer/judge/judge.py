@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from enforcer.facts.container import Container, FactUnavailable
 from enforcer.judge.rules import Rule, WhitelistRule
@@ -27,9 +28,15 @@ class JudgeOptions:
 
 
 def judge(
-    container: Container, rules: Iterable[Rule], whitelist: Whitelist, options: JudgeOptions = JudgeOptions()
+    container: Container,
+    rules: Iterable[Rule],
+    whitelist: Whitelist,
+    options: JudgeOptions = JudgeOptions(),
+    now: datetime | None = None,
 ) -> Verdict:
-    """Judge one container in the original's order: global whitelists, then per rule its exemptions and itself."""
+    """Judge one container in the original's order: global whitelists, then per rule its exemptions and itself.
+
+    `now` decides which exceptions are still in force (the current time when None)."""
     if options.own_container_id and container.cid.startswith(options.own_container_id):
         return Verdict(container, exempt=OWN_CONTAINER)
     reason = whitelist.exempts_container(container)
@@ -47,7 +54,7 @@ def judge(
                 custom.name, redact(f"{type(exc).__name__}: {exc}", container)
             )
 
-    exempt = whitelist.rule_exemptions(container, whitelist_failed)
+    exempt = whitelist.rule_exemptions(container, whitelist_failed, now)
     for rule in rules:
         if exempt(rule.name):
             whitelisted.append(rule.name)

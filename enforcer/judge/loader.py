@@ -21,6 +21,7 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 from enforcer.judge import trust
+from enforcer.judge.exceptions import ExceptionError, RuleException, parse_exceptions
 from enforcer.judge.rules import Loaded, Rule, Severity, Trigger, WhitelistRule
 from enforcer.judge.user_imports import FolderGuard
 from enforcer.settings import Mode
@@ -134,7 +135,21 @@ def load_file(
     items = getattr(module, kind)
     if not isinstance(items, (list, tuple)):
         raise RulesFileError(f"{path}: `{kind}` must be a list, not {type(items).__name__}")
-    return Loaded(str(path), hashlib.sha256(text.encode()).hexdigest(), text, parse(path, items))
+    problems: list[str] = []
+    parsed: tuple[Any, ...] = ()
+    exceptions: tuple[RuleException, ...] = ()
+    try:
+        parsed = parse(path, items)
+    except RulesFileError as exc:
+        problems.append(str(exc))
+    if kind == "rules" and hasattr(module, "exceptions"):
+        try:
+            exceptions = parse_exceptions(path, module.exceptions)
+        except ExceptionError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise RulesFileError("\n".join(problems))
+    return Loaded(str(path), hashlib.sha256(text.encode()).hexdigest(), text, parsed, exceptions)
 
 
 def parse_rules(path: Path, items: Iterable[Any]) -> tuple[Rule, ...]:

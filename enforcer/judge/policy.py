@@ -47,5 +47,10 @@ def load_policy(settings: Settings, cwd: Path | None = None) -> Policy:
         path = resolve(kind, explicit, cwd)
         sources[kind] = loader(path, files.allow_writable)
         log.debug("%s file: %s", kind, path)
-    whitelist = Whitelist(settings.white_list, settings.image_white_list, sources["whitelist_rules"].items)
+    whitelist = Whitelist(
+        settings.white_list,
+        settings.image_white_list,
+        sources["whitelist_rules"].items,
+        sources["rules"].exceptions,
+    )
     return Policy(sources["rules"].items, whitelist, sources["triggers"].items, sources)

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from enforcer.judge.exceptions import RuleException
 from enforcer.settings import Mode
 
 
@@ -84,3 +85,4 @@ class Loaded:
     sha256: str
     text: str
     items: tuple[Any, ...]
+    exceptions: tuple[RuleException, ...] = ()  # a rules file's `exceptions = [...]`

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from enforcer.facts.container import Container
+from enforcer.judge.exceptions import RuleException
 from enforcer.judge.rules import WhitelistRule
 from enforcer.settings import WhitelistEntry
 
@@ -40,6 +42,7 @@ class Whitelist:
     names: tuple[WhitelistEntry, ...] = ()
     images: tuple[WhitelistEntry, ...] = ()
     rules: tuple[WhitelistRule, ...] = ()
+    exceptions: tuple[RuleException, ...] = ()  # from the rules file; each exempts until its `until`
 
     def exempts_container(self, container: Container) -> str | None:
         """Why the container is skipped for all rules, or None."""
@@ -56,17 +59,24 @@ class Whitelist:
         return self.rule_exemptions(container)(rule_name)
 
     def rule_exemptions(
-        self, container: Container, on_error: Callable[[WhitelistRule, Exception], None] | None = None
+        self,
+        container: Container,
+        on_error: Callable[[WhitelistRule, Exception], None] | None = None,
+        now: datetime | None = None,
     ) -> Callable[[str], str | None]:
         """`exempts_from_rule` for one container, its name and image forms worked out once, not per rule.
 
-        A whitelist lambda that raises exempts nothing (as in the original); `on_error` is told about it."""
+        Order: WHITE_LIST and IMAGE_WHITE_LIST entries for the rule, exceptions still in force at `now` (the
+        current time when None), whitelist lambdas. A whitelist lambda that raises exempts nothing (as in
+        the original); `on_error` is told about it."""
         names = [entry for entry in self.names if entry.rule is not None]
         images = [entry for entry in self.images if entry.rule is not None]
-        if not names and not images and not self.rules:
+        when = now or datetime.now(UTC)
+        exceptions = [exception for exception in self.exceptions if exception.active(when)]
+        if not names and not images and not self.rules and not exceptions:
             return _never
         name = (container.name,)
-        refs = image_references(container.image) if images else ()
+        refs = image_references(container.image) if images or exceptions else ()
 
         def exempt(rule_name: str) -> str | None:
             entry = _first_match(names, name, rule_name)
@@ -75,6 +85,9 @@ class Whitelist:
             entry = _first_match(images, refs, rule_name)
             if entry:
                 return f"IMAGE_WHITE_LIST entry {entry}"
+            for exception in exceptions:
+                if exception.applies(container.name, refs, rule_name):
+                    return str(exception)
             for custom in self.rules:
                 try:
                     if custom.check(container, rule_name):

@@ -289,6 +289,7 @@ def file_listing(kind: str, policy: Policy, settings: Settings) -> dict[str, Any
             {**rule.summary(), "effective_mode": str(rule.effective_mode(settings.mode))}
             for rule in policy.rules
         ]
+        out["exceptions"] = page.exception_rows(policy)
     else:
         out["triggers"] = [{"name": trigger.name} for trigger in policy.triggers]
     return out
@@ -302,6 +303,7 @@ def config_json(settings: Settings, policy: Policy, host: str) -> dict[str, Any]
     body["files"] = {
         kind: {"path": loaded.path, "sha256": loaded.sha256} for kind, loaded in policy.sources.items()
     }
+    body["exceptions"] = page.exception_rows(policy)
     return body
 
 

@@ -75,6 +75,11 @@ class Metrics:
         self.rule_reloads = Counter(
             PREFIX + "rule_reloads", "Successful reloads of the rules files.", registry=r
         )
+        self.exceptions_expired = Counter(
+            PREFIX + "exceptions_expired",
+            "Exceptions of the rules file in force whose time ran out: they no longer exempt.",
+            registry=r,
+        )
         self.rule_reload_errors = Counter(
             PREFIX + "rule_reload_errors", "Reloads refused because a file was broken.", registry=r
         )

@@ -100,7 +100,14 @@ def status_page(facts: PageFacts) -> str:
         rules=[rule_row(rule, anchors, facts.settings, violators) for rule in facts.policy.rules],
         rules_version=facts.policy.version,
         rules_path=_path(facts.policy, "rules"),
+        exceptions=exception_rows(facts.policy),
     )
+
+
+def exception_rows(policy: Policy, now: datetime | None = None) -> list[dict[str, Any]]:
+    """The rules file's exceptions with what is left of each, soonest to end first."""
+    when = now or datetime.now(UTC)
+    return [e.summary(when) for e in sorted(policy.whitelist.exceptions, key=lambda e: e.until)]
 
 
 def file_page(kind: str, listing: Mapping[str, Any], host: str) -> str:

@@ -7,8 +7,10 @@ and counted. Each successful load logs the rules version (sha256).
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
+from enforcer.judge.exceptions import RuleException
 from enforcer.judge.loader import RulesFileError, resolve
 from enforcer.judge.policy import load_policy
 from enforcer.policy_in_force import PolicyInForce
@@ -45,13 +47,28 @@ class PolicyReloader:
         self.metrics = metrics
         self.cwd = cwd
         self._seen = _fingerprint(settings)
+        self._expired: set[tuple[str, RuleException]] = set()  # (rules version, exception) already told
 
-    def poll(self) -> None:
-        """Reload when any of the files changed since the last look (called every few seconds)."""
-        now = _fingerprint(self.settings)
-        if now != self._seen:
-            self._seen = now
+    def poll(self, now: datetime | None = None) -> None:
+        """Reload when any of the files changed since the last look, and tell of exceptions that ran out
+        (called every few seconds)."""
+        fingerprint = _fingerprint(self.settings)
+        if fingerprint != self._seen:
+            self._seen = fingerprint
             self.reload("a file changed on disk")
+        self.note_expired(now or datetime.now(UTC))
+
+    def note_expired(self, now: datetime) -> None:
+        """Log and count, once per rules version, each exception of the policy in force that has run out."""
+        policy = self.in_force.get()
+        for exception in policy.whitelist.exceptions:
+            key = (policy.version, exception)
+            if exception.active(now) or key in self._expired:
+                continue
+            self._expired.add(key)
+            self.metrics.exceptions_expired.inc()
+            log.warning("%s has run out: it no longer exempts anything (rules version %s)", exception,
+                        policy.version[:12])  # fmt: skip
 
     def reload(self, reason: str) -> bool:
         try:
