@@ -57,6 +57,7 @@ METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PAGE_LIMIT = 200  # detections on the HTML page; the JSON has them all unless `limit` is given
 PUBLIC_ENDPOINTS = {"healthz"}
 MAX_LIMIT = 10_000_000
+MAX_LIMIT_DIGITS = 40
 
 
 def create_app(
@@ -72,6 +73,7 @@ def create_app(
     views = _Views(settings, status, in_force, store, metrics, host_name)
     app.before_request(views.check_host)  # registration order is call order: hosts before the token
     app.before_request(views.authorize)
+    app.after_request(_nosniff)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(StoreError, _store_error)
     for path, view in (
@@ -329,11 +331,17 @@ def wants_html(req: Request) -> bool:
 
 
 def _limit(raw: str | None) -> int | None:
+    """A whole number from 1; past MAX_LIMIT it counts as MAX_LIMIT, past MAX_LIMIT_DIGITS it is refused
+    (int() refuses over 4,300 digits, and nobody means such a number)."""
     if raw is None or raw == "":
         return None
-    if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
-        raise BadRequest(f"limit={raw!r}: use a whole number of at least 1")
-    return min(int(raw), MAX_LIMIT)  # more than the store ever holds; keeps SQLite's integers in range
+    digits = raw.lstrip("0")
+    if not raw.isascii() or not raw.isdigit() or not digits or len(digits) > MAX_LIMIT_DIGITS:
+        raise BadRequest(
+            f"limit: use a whole number from 1 (at most {MAX_LIMIT_DIGITS} digits; "
+            f"above {MAX_LIMIT} counts as {MAX_LIMIT})"
+        )
+    return min(int(digits), MAX_LIMIT)  # more than the store ever holds; keeps SQLite's integers in range
 
 
 def _time(name: str, raw: str | None) -> datetime | None:
@@ -345,7 +353,9 @@ def _time(name: str, raw: str | None) -> datetime | None:
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
-        raise BadRequest(f"{name}={raw!r}: use an ISO 8601 time such as 2024-05-01T12:00:00 (UTC)") from None
+        raise BadRequest(
+            f"{name}: use an ISO 8601 time such as 2024-05-01T12:00:00 (UTC) or 2024-05-01T14:00:00+02:00"
+        ) from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
@@ -362,7 +372,16 @@ def _json(body: Any) -> Response:
 
 def _html(text: str) -> Response:
     response = Response(text, content_type="text/html; charset=utf-8")
-    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+    # frame-ancestors: no other site may show the page in a frame (clickjacking); older browsers read XFO.
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+    )
+    response.headers["X-Frame-Options"] = "DENY"
+    return response
+
+
+def _nosniff(response: BaseResponse) -> BaseResponse:
+    """Every answer, errors and /metrics included, is read as the type it says it is."""
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 

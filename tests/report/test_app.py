@@ -222,6 +222,56 @@ def test_bad_options_are_a_400_in_json(client: FlaskClient, query: str) -> None:
     assert json.loads(response.text)["message"].startswith(query.split("=")[0])
 
 
+HOSTILE = (
+    "9" * 4301,  # past int()'s digit limit
+    "1" * 100_000,
+    "0" * 5000 + "7",
+    "٣",  # a digit, not an ASCII one
+    "２０２４-05-01T00:00:00",
+    "\x00",
+    "1\x00",
+    "2024-05-01T12:00:00\x00",
+    "2024-05-01T12:00:00" + "9" * 5000,
+    "0001-01-01T00:00:00+23:59",
+    "9999-12-31T23:59:59.999999-23:59",
+    "é<script>",
+    "+5",
+    " 5",
+    "1e9",
+)
+
+
+@pytest.mark.parametrize("name", ["limit", "since", "before"])
+@pytest.mark.parametrize("accept", ["application/json", BROWSER_ACCEPT])
+def test_no_query_value_is_a_500_or_a_traceback_and_a_400_echoes_nothing(
+    client: FlaskClient, swept: Status, name: str, accept: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    raw = [f"{name}=%ff%fe", f"{name}=%C0%80", f"{name}=%00", f"{name}={name}=", f"{name}&{name}=1"]
+    for path in ("/", "/recent"):
+        for response in [client.get(f"{path}?{query}", headers={"Accept": accept}) for query in raw]:
+            assert response.status_code in (200, 400), (path, name, response.text[:300])
+        for value in HOSTILE:
+            response = client.get(path, query_string={name: value}, headers={"Accept": accept})
+            assert response.status_code in (200, 400), (path, name, value[:20], response.text[:300])
+            if response.status_code == 400:
+                assert response.mimetype == "application/json"
+                message = json.loads(response.text)["message"]
+                assert message.startswith(name), message[:200]
+                assert len(value) < 4 or value not in message, message[:200]  # short ones are in any text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+@pytest.mark.parametrize("digits", [4301, 41])
+def test_a_limit_with_too_many_digits_is_a_400_saying_what_is_accepted(
+    client: FlaskClient, digits: int
+) -> None:
+    response = client.get("/?limit=" + "9" * digits)
+    assert response.status_code == 400
+    assert json.loads(response.text)["message"] == (
+        "limit: use a whole number from 1 (at most 40 digits; above 10000000 counts as 10000000)"
+    )
+
+
 def test_json_stays_valid_whatever_names_and_labels_hold(
     client: FlaskClient, store: DetectionStore, make_finding: MakeFinding
 ) -> None:
@@ -577,3 +627,18 @@ def test_no_endpoint_page_or_log_shows_env_values_command_line_or_the_token(
     for secret in secrets:
         assert all(secret not in body for body in bodies), secret
         assert secret not in caplog.text
+
+
+@pytest.mark.parametrize("path", [*ENDPOINTS, "/nowhere", "/?limit=x"])
+def test_every_answer_says_nosniff_and_pages_may_not_be_framed(make_app: MakeApp, path: str) -> None:
+    for client, headers in (
+        (make_app().test_client(), {}),
+        (make_app().test_client(), {"Accept": BROWSER_ACCEPT}),
+        (make_app().test_client(), {"Host": "rebind.attacker.example"}),
+        (make_app(api_token="s3cret-token").test_client(), {}),
+    ):
+        response = client.get(path, headers=headers)
+        assert response.headers["X-Content-Type-Options"] == "nosniff", (path, headers, response.status)
+        if response.mimetype == "text/html":
+            policy = response.headers["Content-Security-Policy"]
+            assert "frame-ancestors 'none'" in policy and "default-src 'none'" in policy
