@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 2
 PURGE_EVERY = 1000  # findings between the purges that `record` runs by itself
 WAL_LIMIT_BYTES = 4 * 1024 * 1024  # the WAL file is truncated back to this after a checkpoint
+FILE_MODE = 0o600  # detections name containers, images, labels and configs: for the daemon's user only
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 
@@ -233,6 +236,8 @@ class DetectionStore:
                 f"{self.path}: cannot create its folder ({exc}); create it writable for the daemon's user, "
                 "or set STATE_DB to a path in a writable folder"
             ) from None
+        if not readonly:
+            self._restrict_files()
         conn = None
         try:
             conn = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
@@ -243,6 +248,25 @@ class DetectionStore:
                 conn.close()
             raise self._explain(exc) from None
         return conn
+
+    def _restrict_files(self) -> None:
+        """Create the database 0600 whatever the umask, and tighten an existing one and its -wal and -shm
+        files to 0600 (SQLite creates those two with the database's mode, so new ones follow it).
+
+        Errors are left to SQLite's open, which follows and explains them.
+        """
+        with suppress(OSError):  # there already, or not creatable: SQLite says which
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE))
+        for path in (self.path, *(self.path.with_name(self.path.name + end) for end in ("-wal", "-shm"))):
+            try:
+                mode = stat.S_IMODE(path.stat().st_mode)
+                if mode & ~FILE_MODE:
+                    path.chmod(FILE_MODE)
+                    log.warning("%s was mode %04o, open to group or others; now 0600", path, mode)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                log.warning("%s: cannot make it 0600 (%s); make it the daemon's user's, mode 0600", path, exc)
 
     def _configure(self, conn: sqlite3.Connection, readonly: bool) -> None:
         if not readonly:

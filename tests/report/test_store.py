@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
+import stat
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -352,3 +355,56 @@ def test_a_database_of_version_1_is_migrated_and_reads_as_before(
     raw = sqlite3.connect(path)
     assert raw.execute("PRAGMA user_version").fetchone() == (store_module.SCHEMA_VERSION,)
     raw.close()
+
+
+@pytest.fixture
+def permissive_umask() -> Iterator[None]:
+    """As in the image, which sets no umask; 0 is the worst case: files 0666 unless made otherwise."""
+    old = os.umask(0)
+    yield
+    os.umask(old)
+
+
+def modes(path: Path) -> dict[str, int]:
+    """The permission bits of the database and of its -wal and -shm files that exist."""
+    files = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+    return {f.name: stat.S_IMODE(f.stat().st_mode) for f in files if f.exists()}
+
+
+@pytest.mark.usefixtures("permissive_umask")
+def test_a_new_database_and_its_wal_files_are_the_daemons_alone(
+    tmp_path: Path, make_finding: MakeFinding, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "state" / "detections.db"
+    with caplog.at_level(logging.WARNING, logger="enforcer.record.store"):
+        opened = DetectionStore(path, max_age_days=30)
+    assert caplog.records == []
+    try:
+        opened.record(make_finding())
+        found = modes(path)
+    finally:
+        opened.close()
+    assert found == {"detections.db": 0o600, "detections.db-wal": 0o600, "detections.db-shm": 0o600}
+
+
+@pytest.mark.usefixtures("permissive_umask")
+def test_existing_files_readable_by_others_are_tightened_with_a_log_line(
+    tmp_path: Path, make_finding: MakeFinding, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "detections.db"
+    DetectionStore(path, max_age_days=30).close()
+    for name in ("detections.db", "detections.db-wal", "detections.db-shm"):
+        (tmp_path / name).touch()
+        (tmp_path / name).chmod(0o644 if name.endswith("db") else 0o666)
+
+    with caplog.at_level(logging.WARNING, logger="enforcer.record.store"):
+        opened = DetectionStore(path, max_age_days=30)
+    try:
+        opened.record(make_finding())
+        assert [c.name for c in opened.detections()] == ["web"]
+        assert set(modes(path).values()) == {0o600}
+    finally:
+        opened.close()
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 3 and all("now 0600" in w for w in warnings), warnings
+    assert "0644" in warnings[0] and str(path) in warnings[0]
