@@ -29,6 +29,7 @@ from enforcer.audit import (
 from enforcer.casetest import load_cases, run_cases
 from enforcer.dockerhost.client import connect
 from enforcer.dockerhost.errors import EngineUnavailable
+from enforcer.dockerhost.peers import PeerFolder
 from enforcer.dockerhost.self_id import own_container_id
 from enforcer.facts.gather import FactGatherer, GatherOptions
 from enforcer.judge.exceptions import ending_soon
@@ -238,8 +239,10 @@ def mode_and_origin(rule: Rule, instance_mode: Mode) -> str:
 
 
 def run_audit(args: argparse.Namespace, settings: Settings, policy: Policy) -> int:
+    peers = PeerFolder(settings.peers_dir)
+    peers.refresh()
     options = JudgeOptions(
-        settings.stop_on_first_violation, settings.rule_errors_are_violations, own_container_id()
+        settings.stop_on_first_violation, settings.rule_errors_are_violations, own_container_id(), peers.ids
     )
     if args.from_file is not None:
         try:

@@ -21,7 +21,8 @@ from enforcer import __version__
 from enforcer.act.actions import Actuator
 from enforcer.act.triggers import TriggerRunner
 from enforcer.dockerhost.client import DockerHost, connect
-from enforcer.dockerhost.errors import EngineError, EngineUnavailable
+from enforcer.dockerhost.errors import ContainerGone, EngineError, EngineUnavailable
+from enforcer.dockerhost.peers import PeerFolder
 from enforcer.dockerhost.self_id import own_container_id
 from enforcer.facts.gather import FactGatherer, GatherOptions
 from enforcer.judge.policy import Policy
@@ -77,6 +78,7 @@ class Daemon:
         self.watcher: EventWatcher | None = None
         self.sweeper: Sweeper | None = None
         self.gatherer: FactGatherer | None = None
+        self.peers = PeerFolder(settings.peers_dir)
         self._watcher_thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -156,9 +158,11 @@ class Daemon:
         own = own_container_id()
         if own:
             log.info("running in container %s: it is never judged", own[:12])
+            self.peers.publish(own, gone=lambda cid: _gone(host, cid))
+        self.peers.refresh()
         pipeline = Pipeline(
             s, self.in_force, self.gatherer, Actuator(host, s.stop_timeout_s), self.store, self.triggers,
-            self.metrics, own,
+            self.metrics, own, self.peers.ids,
         )  # fmt: skip
         self.sweeper = Sweeper(
             s, self.gatherer, pipeline, self.status, self.metrics, after_sweep=[self._purge]
@@ -167,6 +171,8 @@ class Daemon:
             schedule(self.scheduler, self.sweeper, s)
         self.scheduler.add_job(self._health, "interval", seconds=HEALTH_INTERVAL_S, id="health")
         self.scheduler.add_job(self.reloader.poll, "interval", seconds=RELOAD_POLL_S, id="reload")
+        if s.peers_dir is not None:
+            self.scheduler.add_job(self.peers.refresh, "interval", seconds=RELOAD_POLL_S, id="peers")
         self.scheduler.add_job(self._purge, "interval", seconds=PURGE_INTERVAL_S, id="purge")
         self.scheduler.start()
         if s.run_start_events:
@@ -236,6 +242,17 @@ def _engine_name(host: DockerHost) -> str | None:
         return str(host.info().get("Name") or "") or None
     except EngineError:
         return None
+
+
+def _gone(host: DockerHost, cid: str) -> bool:
+    """Whether the engine says the container no longer exists (not when it cannot tell)."""
+    try:
+        host.inspect(cid)
+    except ContainerGone:
+        return True
+    except EngineError:
+        return False
+    return False
 
 
 def _guarded_thread(name: str, target: Callable[[], None], stop: threading.Event) -> threading.Thread:

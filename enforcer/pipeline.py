@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -89,6 +89,7 @@ class Pipeline:
         triggers: TriggerRunner,
         metrics: Metrics,
         own_container_id: str | None = None,
+        peer_ids: Callable[[], Collection[str]] = frozenset,
     ) -> None:
         self.settings = settings
         self.in_force = in_force
@@ -98,7 +99,7 @@ class Pipeline:
         self.triggers = triggers
         self.metrics = metrics
         self.options = JudgeOptions(
-            settings.stop_on_first_violation, settings.rule_errors_are_violations, own_container_id
+            settings.stop_on_first_violation, settings.rule_errors_are_violations, own_container_id, peer_ids
         )
         self._locks = KeyedLocks()
         # cid -> (rules version, create-time verdict, whether the create check already stopped it)

@@ -307,6 +307,13 @@ class Settings:
     image_white_list: tuple[WhitelistEntry, ...] = setting(
         "IMAGE_WHITE_LIST", (), parse_whitelist, "image whitelist", strip=False
     )
+    peers_dir: Path | None = setting(
+        "PEERS_DIR",
+        None,
+        _path,
+        "a folder the enforcers of one host share: one in a container writes its container id there, and "
+        "each exempts the ids found there; ignored while group- or others-writable",
+    )
     files: Files = group(Files)
     docker_socket: str = setting(
         "DOCKER_SOCKET",

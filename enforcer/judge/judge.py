@@ -7,7 +7,7 @@ violated, passed, whitelisted, errored or deferred.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,6 +17,7 @@ from enforcer.judge.verdict import RuleError, Verdict, WhitelistError
 from enforcer.judge.whitelist import Whitelist
 
 OWN_CONTAINER = "docker-enforcer's own container"
+PEER_CONTAINER = "another docker-enforcer's container (PEERS_DIR)"
 _PIECES = re.compile(r"[\s=,;:&|'\"]+")
 
 
@@ -25,6 +26,8 @@ class JudgeOptions:
     stop_on_first_violation: bool = True
     rule_errors_are_violations: bool = False
     own_container_id: str | None = None
+    # The container ids other enforcers wrote into PEERS_DIR: a snapshot, read without I/O.
+    peer_ids: Callable[[], Collection[str]] = frozenset
 
 
 def judge(
@@ -39,6 +42,8 @@ def judge(
     `now` decides which exceptions are still in force (the current time when None)."""
     if options.own_container_id and container.cid.startswith(options.own_container_id):
         return Verdict(container, exempt=OWN_CONTAINER)
+    if container.cid in options.peer_ids():
+        return Verdict(container, exempt=PEER_CONTAINER)
     reason = whitelist.exempts_container(container)
     if reason:
         return Verdict(container, exempt=reason)

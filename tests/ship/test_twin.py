@@ -29,6 +29,7 @@ from ship_support import (
 from support.engine import Engine, RunContainer
 
 WORKDIR = "/opt/docker_enforcer"
+PEERS = "/var/lib/docker-enforcer-peers"
 CANDIDATE_RULES = {"memory limited", "PIDs limited"}
 SOCKET_RULE = "no Docker or containerd socket"
 
@@ -82,7 +83,11 @@ def test_compose_gives_each_enforcer_its_own_mode_port_state_and_rules() -> None
         assert service["read_only"] is True and "ALL" in service["cap_drop"]
         assert "privileged" not in service
         assert "/var/run/docker.sock:/var/run/docker.sock:ro" in service["volumes"]
-        assert service["container_name"] in service_env(service)["WHITE_LIST"].split(",")
+        # Exempt from each other by container id (the shared peers volume), never by a name anyone may pick.
+        assert "WHITE_LIST" not in service_env(service) and "IMAGE_WHITE_LIST" not in service_env(service)
+        assert service_env(service)["PEERS_DIR"] == PEERS
+        assert f"peers:{PEERS}" in service["volumes"]
+    assert kill["depends_on"] == {"audit": {"condition": "service_healthy"}}  # the twin writes its id first
     # The KILL instance races `docker run`: it may raise its priority (NICE), and nothing else.
     assert (kill["cap_add"], service_env(kill)["NICE"]) == (["SYS_NICE"], "-10")
     assert "cap_add" not in audit and "NICE" not in service_env(audit)
@@ -93,7 +98,7 @@ def test_compose_gives_each_enforcer_its_own_mode_port_state_and_rules() -> None
         for s in (kill, audit)
     ]
     assert states == [{"kill-state"}, {"audit-state"}]
-    assert set(compose()["volumes"]) == {"kill-state", "audit-state"}
+    assert set(compose()["volumes"]) == {"kill-state", "audit-state", "peers"}
     rules = [folder_mounts(s)[f"{WORKDIR}/rules"] for s in (kill, audit)]
     assert rules == [DEPLOY / "stable-rules", DEPLOY / "candidate-rules"]
 
@@ -150,6 +155,44 @@ def test_the_twin_records_candidate_violators_and_the_kill_instance_stops_stable
     assert {d["mode"] for d in twin.detections()} == {"WARN"}
     assert metric(_metrics(twin), "docker_enforcer_actions_total", action="kill") == 0
     assert "Traceback" not in kill.log() + twin.log()
+
+
+def test_the_kill_instance_spares_the_twin_by_its_id_and_judges_a_container_named_like_it(
+    clean_engine: Engine, run_container: RunContainer, tmp_path: Path
+) -> None:
+    """The twin's id is in PEERS_DIR (the twin writes it there when it starts); a copy of its name is not."""
+    tmp_path.chmod(0o755)
+    fake_socket = tmp_path / "docker.sock"
+    fake_socket.write_text("")
+    breaks_a_stable_rule = {"volumes": {str(fake_socket): {"bind": "/run/docker.sock", "mode": "ro"}}}
+    twin = run_container("twin", **breaks_a_stable_rule)  # mounts the socket, as the real twin does
+    peers = tmp_path / "peers"
+    peers.mkdir(mode=0o755)
+    (peers / twin).touch()
+    service = compose()["services"]["enforcer"]
+    env = service_env(service)
+    env.update(
+        DOCKER_SOCKET=clean_engine.url, LISTEN_ADDRESS=f"127.0.0.1:{free_port()}", PEERS_DIR=str(peers)
+    )
+    kill = start_daemon("enforcer", env, lay_out(service, tmp_path / "enforcer"))
+    try:
+        wait_for("the KILL instance to be healthy", kill.healthy, timeout=30)
+        forged = run_container("docker-enforcer-audit", **breaks_a_stable_rule)
+        wait_for(
+            "the KILL instance to stop the container named like the twin",
+            lambda: stopped(clean_engine, forged),
+        )
+        assert by_name(kill, "docker-enforcer-audit")["violated_rule"] == [SOCKET_RULE]  # type: ignore[index]
+
+        checks = _event_checks(kill)
+        clean_engine.docker("restart", "--time", "0", twin)  # its start event: judged again, spared again
+        wait_for("the check of the twin's restart", lambda: _event_checks(kill) > checks)
+        assert running(clean_engine, twin) and by_name(kill, "twin") is None
+        # A host process has no container id to write; the twin's id stays while its container exists.
+        assert [p.name for p in peers.iterdir()] == [twin]
+    finally:
+        kill.stop()
+    assert "Traceback" not in kill.log()
 
 
 def _metrics(daemon: Daemon) -> str:
