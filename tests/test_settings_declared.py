@@ -39,6 +39,7 @@ PUBLIC_KEYS = {
     "log_format",
     "white_list",
     "image_white_list",
+    "peers_dir",
     "listen_address",
     "api_token_set",
     "allowed_hosts",

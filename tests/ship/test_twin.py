@@ -190,9 +190,9 @@ def test_the_kill_instance_spares_the_twin_by_its_id_and_judges_a_container_name
         assert running(clean_engine, twin) and by_name(kill, "twin") is None
         # A host process has no container id to write; the twin's id stays while its container exists.
         assert [p.name for p in peers.iterdir()] == [twin]
+        assert "Traceback" not in kill.log()
     finally:
         kill.stop()
-    assert "Traceback" not in kill.log()
 
 
 def _metrics(daemon: Daemon) -> str:
