@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import enforcer.judge
 from enforcer.judge.loader import (
     DEFAULTS_DIR,
     RulesFileError,
@@ -24,6 +25,7 @@ from enforcer.judge.loader import (
 )
 from enforcer.judge.policy import load_policy
 from enforcer.judge.rules import Severity
+from enforcer.judge.user_imports import OWN_PACKAGE, FolderGuard, SourceOnlyLoader
 from enforcer.settings import Mode, Settings
 
 
@@ -464,3 +466,16 @@ def test_triggers_file(tmp_path: Path) -> None:
     assert trigger.name == "log"
     bad = write(tmp_path / "user" / "bad_triggers.py", 'triggers = [{"trigger": print}]\n')
     assert f"{bad}: trigger #1: has no 'name'" in error_of(bad, load_triggers)
+
+
+def test_the_enforcers_own_modules_are_never_taken_for_user_modules(tmp_path: Path) -> None:
+    """A rules.py at the top of a checkout watches a folder that holds the enforcer package itself."""
+    checked: list[Path] = []
+    guard = FolderGuard(lambda path, allow: checked.append(path))
+    guard.watch(OWN_PACKAGE.parent, False)
+    assert guard.find_spec("enforcer.judge.trust", enforcer.judge.__path__) is None
+    write(tmp_path / "user" / "next_to_rules.py", "X = 1\n")
+    guard.watch(tmp_path / "user", False)
+    spec = guard.find_spec("next_to_rules", [str(tmp_path / "user")])
+    assert spec is not None and isinstance(spec.loader, SourceOnlyLoader)
+    assert checked == [tmp_path / "user" / "next_to_rules.py"]

@@ -19,6 +19,9 @@ from pathlib import Path
 from types import ModuleType
 
 Check = Callable[[Path, bool], None]  # check(path, allow_writable) raises when the path is refused
+# The enforcer's own modules are never user modules, even when a user file sits in a folder above them (a
+# rules.py at the top of a checkout): loading them again on reload would make two copies of its classes.
+OWN_PACKAGE = Path(__file__).resolve().parent.parent
 
 
 class SourceOnlyLoader(importlib.abc.Loader):
@@ -82,6 +85,8 @@ class FolderGuard(importlib.abc.MetaPathFinder):
         """Whether problems of `origin` are only warned about (False if any watched folder holding it says
         so); None when no watched folder holds it."""
         real = Path(os.path.realpath(origin))
+        if real.is_relative_to(OWN_PACKAGE):
+            return None
         with self._lock:
             folders = list(self._folders.items())
         holding = [allow_writable for folder, allow_writable in folders if real.is_relative_to(folder)]
