@@ -7,7 +7,8 @@ Fixtures:
     run_container  function run_container(name=None, *, command=("sleep", "3600"), **create_kwargs) -> id
 
 Tests that use ``engine`` (directly or through another fixture) get the ``engine`` marker, so
-``pytest -m "not engine"`` runs only the tests that need no Docker. Where dockerd, busybox-static or
+``pytest -m "not engine"`` runs only the tests that need no Docker; ``pytest --fast`` runs only the fast
+tier (no engine, no process, no benchmark: support/tiers.py). Where dockerd, busybox-static or
 root is missing those tests are skipped with the reason, or fail when CI=true, so that CI never
 passes by silently skipping them.
 """
@@ -31,6 +32,7 @@ if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 
 import docker.errors  # noqa: E402
+from support import tiers  # noqa: E402
 from support.daemon import Containers, DaemonFactory  # noqa: E402
 from support.engine import (  # noqa: E402
     HOST_DOCKER_VARS,
@@ -70,11 +72,26 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(own, ignore_errors=True)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that needs the isolated engine with ``engine``."""
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fast",
+        action="store_true",
+        help="the fast tier: only tests marked neither engine, external nor slow; starting a process fails",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark tests by fixture, folder and name (support/tiers.py); with --fast, keep the fast tier only."""
     for item in items:
-        if "engine" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.engine)
+        tiers.classify(item)
+    if config.getoption("--fast"):
+        tiers.keep_fast(config, items)
+
+
+@pytest.fixture(autouse=True)
+def _fast_tier_starts_no_process(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.config.getoption("--fast"):
+        tiers.refuse_processes(monkeypatch)
 
 
 def _require_prerequisites() -> None:

@@ -334,6 +334,7 @@ def test_public_settings_hide_the_api_token() -> None:
         ("DOCKER_SOCKET", "nowhere"),
     ],
 )
+@pytest.mark.external  # a docker-enforcer process
 def test_python_m_enforcer_prints_one_line_and_no_traceback(
     variable: str, value: str, tmp_path: Path
 ) -> None:

@@ -21,6 +21,8 @@ from support.engine import Engine, RunContainer
 
 from enforcer.cli import main
 
+pytestmark = pytest.mark.external  # openssl
+
 RULES = (
     'rules = [{"name": "must have memory limit", "rule": lambda c: c.params["HostConfig"]["Memory"] == 0}]\n'
 )

@@ -23,6 +23,7 @@ def thread_nices(pid: int | str) -> list[int]:
     return [int((t / "stat").read_text().rpartition(")")[2].split()[16]) for t in tasks.iterdir()]
 
 
+@pytest.mark.external  # a Python process whose priority changes
 def test_threads_started_before_and_after_get_the_priority() -> None:
     script = textwrap.dedent(
         """

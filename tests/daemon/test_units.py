@@ -255,6 +255,7 @@ def test_a_clock_stepped_back_does_not_blind_the_watcher(watcher: Any) -> None:
     ("variable", "value"),
     [("MODE", "STOP"), ("CHECK_INTERVAL_S", "ten"), ("RUN_PERIODIC", "maybe"), ("LISTEN_ADDRESS", "nowhere")],
 )
+@pytest.mark.external  # a docker-enforcer process
 def test_a_bad_env_value_for_run_exits_2_with_one_line(tmp_path: Path, variable: str, value: str) -> None:
     env = daemon_env_without_engine(tmp_path)
     env[variable] = value

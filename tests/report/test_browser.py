@@ -22,6 +22,8 @@ from enforcer.record.model import Finding
 from enforcer.record.store import DetectionStore
 from enforcer.report.server import ApiServer
 
+pytestmark = pytest.mark.external  # chromium
+
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",

@@ -15,7 +15,11 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from enforcer.record.store import DetectionStore
+
+pytestmark = [pytest.mark.external, pytest.mark.slow]  # child processes killed with SIGKILL
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTAINERS = 20
