@@ -177,6 +177,7 @@ def as_nobody(script: str) -> None:
     subprocess.run(["sh", "-ec", script], user=NOBODY, group=NOBODY, check=True, timeout=10)
 
 
+@pytest.mark.external  # sh as nobody
 def test_the_reported_attack_a_folder_swapped_under_a_parent_others_may_write(tmp_path: Path) -> None:
     """A rules folder whose parent anyone may write: `mv sub sub.old; mkdir sub` by an unprivileged user
     put their code where root would run it. Refused before the swap, and after it."""
