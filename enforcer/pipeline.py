@@ -21,6 +21,7 @@ from enforcer.dockerhost.client import Json
 from enforcer.dockerhost.errors import ContainerGone
 from enforcer.facts.container import Container
 from enforcer.facts.gather import FactGatherer
+from enforcer.facts.redaction import scrub_labels
 from enforcer.judge.judge import JudgeOptions, judge
 from enforcer.judge.policy import Policy
 from enforcer.judge.rules import Rule
@@ -309,7 +310,7 @@ class Pipeline:
             source=Source(source),
             outcome_detail=done.outcome_detail,
             owner=container.owner,
-            labels={str(k): str(v) for k, v in container.labels.items()},
+            labels=scrub_labels(container.labels),
             rule_errors=tuple(str(e) for e in (*verdict.errors, *verdict.whitelist_errors)),
             restart_policy=done.restart_policy,
             config=safe_config(container.params) if prevent else None,

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from enforcer.judge.judge import redact
+from enforcer.facts.redaction import Redactor
 from enforcer.judge.rules import Trigger
 from enforcer.judge.verdict import Verdict
 
@@ -64,7 +64,7 @@ class TriggerRunner:
             trigger.call(verdict)
         except Exception as exc:  # noqa: BLE001 - a trigger must never take the daemon down
             # The message may quote the container's env or command line, as a rule's may: redacted alike.
-            detail = redact(f"{type(exc).__name__}: {exc}", verdict.subject)
+            detail = Redactor(verdict.subject.params).error(exc)
             log.error("%s failed for %s: %s", trigger, verdict.subject.name, detail)
             self._on_error(trigger.name)
         finally:

@@ -6,19 +6,18 @@ violated, passed, whitelisted, errored or deferred.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from enforcer.facts.container import Container, FactUnavailable
+from enforcer.facts.redaction import Redactor
 from enforcer.judge.rules import Rule, WhitelistRule
 from enforcer.judge.verdict import RuleError, Verdict, WhitelistError
 from enforcer.judge.whitelist import Whitelist
 
 OWN_CONTAINER = "docker-enforcer's own container"
 PEER_CONTAINER = "another docker-enforcer's container (PEERS_DIR)"
-_PIECES = re.compile(r"[\s=,;:&|'\"]+")
 
 
 @dataclass(frozen=True)
@@ -52,12 +51,11 @@ def judge(
     whitelisted: list[str] = []
     deferred: list[str] = []
     failed: dict[str, WhitelistError] = {}  # the first error of each whitelist lambda
+    redactor = Redactor(container.params)  # an error may quote the container's secrets
 
     def whitelist_failed(custom: WhitelistRule, exc: Exception) -> None:
         if custom.name not in failed:
-            failed[custom.name] = WhitelistError(
-                custom.name, redact(f"{type(exc).__name__}: {exc}", container)
-            )
+            failed[custom.name] = WhitelistError(custom.name, redactor.error(exc))
 
     exempt = whitelist.rule_exemptions(container, whitelist_failed, now)
     for rule in rules:
@@ -70,7 +68,7 @@ def judge(
             deferred.append(rule.name)
             continue
         except Exception as exc:  # noqa: BLE001 - a rule's failure is a value, never a crash
-            errors.append(RuleError(rule.name, redact(f"{type(exc).__name__}: {exc}", container)))
+            errors.append(RuleError(rule.name, redactor.error(exc)))
             hit = options.rule_errors_are_violations
         if hit:
             violated.append(rule)
@@ -85,25 +83,3 @@ def judge(
         tuple(deferred),
         tuple(failed.values()),
     )
-
-
-def redact(message: str, container: Container) -> str:
-    """Blank out env values and command-line words of the container that an exception message may quote."""
-    secrets = sorted(_secrets(container), key=len, reverse=True)
-    for secret in secrets:
-        message = message.replace(secret, "***")
-    return message
-
-
-def _secrets(container: Container) -> set[str]:
-    """Env entries and values, command-line words, and the pieces of both (an error may quote a part)."""
-    config = container.params.get("Config") or {}
-    whole: set[str] = set()
-    for item in config.get("Env") or ():
-        whole.add(str(item))
-        whole.add(str(item).partition("=")[2])
-    for key in ("Cmd", "Entrypoint"):
-        whole.update(str(word) for word in (config.get(key) or ()))
-    whole.update(str(word) for word in (container.params.get("Args") or ()))
-    pieces = {piece for text in whole for piece in _PIECES.split(text)}
-    return {secret for secret in whole if len(secret) >= 3} | {p for p in pieces if len(p) >= 4}

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from enforcer.facts.redaction import scrub
 from enforcer.settings import Mode
 
 
@@ -54,8 +55,8 @@ def outcome_text(outcome: Outcome, detail: str | None) -> str:
 class Finding:
     """One violating check of one container: its rules, the action taken and how it ended.
 
-    Never holds env values or the command line: `config` (for prevented containers) is built by
-    `safe_config`, which keeps only image, name, labels, host config and mounts.
+    Never holds a secret of the container (see `enforcer.facts.redaction`): `config` (for prevented
+    containers) is built by `safe_config`, `labels` by `scrub_labels`, `rule_errors` are redacted.
     """
 
     container_id: str
@@ -83,22 +84,15 @@ SAFE_CONFIG_KEYS = ("Image", "Labels", "User", "WorkingDir", "ExposedPorts", "Vo
 
 
 def safe_config(params: Mapping[str, Any]) -> dict[str, Any]:
-    """The parts of `docker inspect` an owner needs to investigate, without env values or command line."""
-    config = params.get("Config") or {}
+    """The parts of `docker inspect` an owner needs to investigate, with every secret blanked out: no env
+    values or command line, and `***` for log driver options, volume driver options and credential labels."""
+    scrubbed = scrub(params)
+    config = scrubbed.get("Config") or {}
     return {
-        "Name": str(params.get("Name") or "").lstrip("/"),
-        "Image": params.get("Image"),
-        "Created": params.get("Created"),
-        "Config": {key: config.get(key) for key in SAFE_CONFIG_KEYS if key in config},
-        "HostConfig": _plain(params.get("HostConfig") or {}),
-        "Mounts": _plain(params.get("Mounts") or []),
+        "Name": str(scrubbed.get("Name") or "").lstrip("/"),
+        "Image": scrubbed.get("Image"),
+        "Created": scrubbed.get("Created"),
+        "Config": {key: config[key] for key in SAFE_CONFIG_KEYS if key in config},
+        "HostConfig": scrubbed.get("HostConfig") or {},
+        "Mounts": scrubbed.get("Mounts") or [],
     }
-
-
-def _plain(value: Any) -> Any:
-    """Plain dicts and lists from (possibly wrapped) JSON values."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
