@@ -6,6 +6,9 @@ Fixtures:
     clean_engine   function the engine; every container is force-removed after the test
     run_container  function run_container(name=None, *, command=("sleep", "3600"), **create_kwargs) -> id
 
+tmp_path lives under /run/docker-enforcer-tests (support/trusted_tmp.py), not /tmp: the loader refuses
+rules files below a folder anyone may write, /tmp included.
+
 Tests that use ``engine`` (directly or through another fixture) get the ``engine`` marker, so
 ``pytest -m "not engine"`` runs only the tests that need no Docker; ``pytest --fast`` runs only the fast
 tier (no engine, no process, no benchmark: support/tiers.py). Where dockerd, busybox-static or

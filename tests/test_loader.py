@@ -188,9 +188,9 @@ def test_the_reported_attack_a_folder_swapped_under_a_parent_others_may_write(tm
     path = write(shared / "sub" / "rules.py", GOOD_RULES)  # file and folder as the old check wanted them
     message = error_of(path)
     assert message.startswith(
-        f"{path}: the folder {shared} is writable by group and others (owner uid 0 (root)"
+        f"{path}: the folder {shared} is writable by group and others, owner uid 0 (root), mode drwxrwxrwx (0777)"
     )
-    assert f"fix: `chmod go-w {shared}`" in message
+    assert f"fix with `chmod go-w {shared}`" in message
 
     marker = tmp_path / "ran-as-root"
     as_nobody(
@@ -200,7 +200,7 @@ def test_the_reported_attack_a_folder_swapped_under_a_parent_others_may_write(tm
     message = error_of(path)
     assert f"the folder {shared} is writable" in message
     assert f"the folder {shared / 'sub'} is owned by uid {NOBODY} (nobody)" in message
-    assert f"fix: `chown root {shared / 'sub'}`" in message
+    assert f"fix with `chown root {shared / 'sub'}`" in message
     assert f"the file {path} is owned by uid {NOBODY}" in message
     assert not marker.exists()
 
@@ -222,9 +222,9 @@ def test_a_file_or_folder_owned_by_another_user_is_refused(tmp_path: Path, owned
     target = path if owned == "file" else path.parent
     os.chown(target, NOBODY, NOBODY)
     message = error_of(path)
-    assert f"the {owned} {target} is owned by uid {NOBODY} (nobody)" in message
-    assert f"mode {'-rw-r--r-- (0644)' if owned == 'file' else 'drwxr-xr-x (0755)'}" in message
-    assert f"fix: `chown root {target}`" in message
+    mode = "-rw-r--r-- (0644)" if owned == "file" else "drwxr-xr-x (0755)"
+    assert f"the {owned} {target} is owned by uid {NOBODY} (nobody), mode {mode}" in message
+    assert f"fix with `chown root {target}`" in message
     assert "would run as root" in message
 
 
@@ -245,7 +245,7 @@ def test_a_group_writable_helper_imported_by_the_rules_file_is_refused(tmp_path:
     path = rules_file(tmp_path, "import helper_gw\nrules = []\n")
     message = error_of(path)
     assert message.startswith(f"{path}:1: imports {helper}: the file {helper} is writable by group")
-    assert f"fix: `chmod go-w {helper}`" in message
+    assert f"fix with `chmod go-w {helper}`" in message
     assert not marker.exists()
     assert "helper_gw" not in sys.modules
 

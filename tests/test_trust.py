@@ -54,8 +54,8 @@ def test_a_file_writable_by_group_or_others(tmp_path: Path, mode: int, who: str)
     assert not problem.foreign_owner
     assert problem.fix == f"chmod go-w {path}"
     assert str(problem) == (
-        f"the file {path} is writable by {who} (owner uid 0 (root), mode -rw-{'rw' if mode & 0o020 else 'r-'}-"
-        f"{'rw' if mode & 0o002 else 'r-'}- (0{mode:o})); fix: `chmod go-w {path}`"
+        f"the file {path} is writable by {who}, owner uid 0 (root), mode -rw-{'rw' if mode & 0o020 else 'r-'}-"
+        f"{'rw' if mode & 0o002 else 'r-'}- (0{mode:o}): fix with `chmod go-w {path}`"
     )
 
 

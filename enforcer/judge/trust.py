@@ -43,9 +43,9 @@ class Problem:
             why.append(f"is owned by {owner_name(self.uid)}")
         if self.writable_by:
             why.append(f"is writable by {self.writable_by}")
-        mode = f"{stat.filemode(self.mode)} ({stat.S_IMODE(self.mode):04o})"
-        found = f"owner {owner_name(self.uid)}, mode {mode}"
-        return f"the {self.kind} {self.path} {' and '.join(why)} ({found}); fix: `{self.fix}`"
+        mode = f"mode {stat.filemode(self.mode)} ({stat.S_IMODE(self.mode):04o})"
+        found = mode if self.foreign_owner else f"owner {owner_name(self.uid)}, {mode}"
+        return f"the {self.kind} {self.path} {' and '.join(why)}, {found}: fix with `{self.fix}`"
 
     @property
     def fix(self) -> str:
