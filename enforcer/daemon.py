@@ -1,8 +1,8 @@
 """`docker-enforcer run`: wires the parts and owns the stop flag, the threads, the scheduler and the API.
 
-events ─┐
-        ├─> pipeline.check: facts -> judge -> act -> record ─> triggers (own pool)
-sweeps ─┘                                                 └─> status API, /metrics
+events: create ───────────> prevention ─┐
+events: start, update, rename ──────────┼─> pipeline: facts -> judge -> act -> record ─> triggers (own pool)
+sweeps ─────────────────────────────────┘                                             └─> status API, /metrics
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from enforcer.facts.gather import FactGatherer, GatherOptions
 from enforcer.judge.policy import Policy
 from enforcer.pipeline import Pipeline
 from enforcer.policy_in_force import PolicyInForce
+from enforcer.prevention import Prevention
 from enforcer.record.store import DetectionStore, StoreError
 from enforcer.report.app import create_app
 from enforcer.report.metrics import Metrics
@@ -178,7 +179,7 @@ class Daemon:
         if s.run_start_events:
             sweeper = self.sweeper
             self.watcher = EventWatcher(
-                s, host, pipeline, self.status, self.in_force, self.metrics,
+                s, host, pipeline, Prevention(pipeline, host), self.status, self.metrics,
                 catch_up=lambda: request_sweep(self.scheduler, sweeper), stop=self.stop,
             )  # fmt: skip
             self._watcher_thread = _guarded_thread("events", self.watcher.run, self.stop)

@@ -23,7 +23,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("cli",),
     ("daemon",),
     ("sources", "audit", "casetest"),  # what asks for a check: events, sweeps, reloads; audit, test
+    ("prevention",),  # the create-time path: the inspect sent ahead, the racing judgement, the removal
     ("pipeline",),  # gather -> judge -> act -> record for one container
+    ("pending", "error_log"),  # the pipeline's owners: create-time verdicts kept for start; rule errors
     ("report",),  # API, page, metrics
     ("status", "policy_in_force", "act"),  # health; the policy in force; acting on a verdict
     ("defaults",),  # user files shipped as defaults; loaded by path, never imported
@@ -34,7 +36,18 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 )
 
 # Parts that never do engine I/O, whatever their layer allows: rules stay testable with plain dicts.
-PURE = ("judge", "library", "defaults", "record", "report", "status", "policy_in_force", "settings")
+PURE = (
+    "judge",
+    "library",
+    "defaults",
+    "record",
+    "report",
+    "status",
+    "policy_in_force",
+    "settings",
+    "pending",
+    "error_log",
+)
 ENGINE_IO = ("dockerhost", "facts.gather")
 
 
@@ -139,6 +152,14 @@ def test_only_dockerhost_talks_to_docker(module: str) -> None:
             assert name != "docker" and not name.startswith("docker."), f"{module} imports {name}"
 
 
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_only_dockerhost_and_prevention_handle_answers_sent_ahead(module: str) -> None:
+    """How an early answer is polled and read is the create-time path's business, nobody else's."""
+    if part_of(module) in ("dockerhost", "prevention"):
+        return
+    assert "dockerhost.answer" not in imported_modules(MODULES[module], module)
+
+
 # -- the checker itself can fail ---------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("module", "target", "why"),
@@ -148,6 +169,8 @@ def test_only_dockerhost_talks_to_docker(module: str) -> None:
         ("status", "act.actions", "stay independent"),
         ("judge.judge", "facts.gather", "never does engine I/O"),
         ("report.app", "dockerhost.client", "never does engine I/O"),
+        ("pipeline", "prevention", "higher layer"),
+        ("pending", "error_log", "stay independent"),
     ],
 )
 def test_a_wrong_import_is_named(module: str, target: str, why: str) -> None:

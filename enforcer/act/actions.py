@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from enforcer.dockerhost.answer import Answer
 from enforcer.dockerhost.client import DockerHost
 from enforcer.dockerhost.errors import ContainerGone, EngineError
 from enforcer.record.model import Action, Outcome
@@ -84,17 +83,12 @@ class Actuator:
         except EngineError as exc:
             log.warning("could not set the restart policy of %s to 'no' (was %r): %s", cid[:12], policy, exc)
 
-    def prevent_soon(self, cid: str) -> Callable[[], Done | None]:
-        """Send the removal of a created violator now; the returned function reads the answer, as `prevent`."""
-        sent = self.host.remove_soon(cid, force=False)
-        return lambda: self.prevent(cid, sent)
-
-    def prevent(self, cid: str, sent: Answer[None] | None = None) -> Done | None:
+    def prevent(self, cid: str, sent: Callable[[], object] | None = None) -> Done | None:
         """Remove a created violator before it can start; None when it started first (left to the start path).
 
         Not a forced removal: the engine refuses to remove a running container, so a container that won the
-        race is never recorded as prevented (a forced removal would kill it, after it ran). `sent`: the
-        answer to a first attempt sent already (`prevent_soon`).
+        race is never recorded as prevented (a forced removal would kill it, after it ran). `sent` reads the
+        answer to a first attempt sent already, unforced (by the create-time path), as `remove` would fail.
         """
         first = [sent] if sent is not None else []
         try:
@@ -113,7 +107,7 @@ class Actuator:
             return Done(Action.PREVENT, Outcome.FAILED, outcome_detail=str(exc))
         return Done(Action.PREVENT, Outcome.PREVENTED)
 
-    def _remove_once(self, cid: str, sent: Answer[None] | None) -> None:
+    def _remove_once(self, cid: str, sent: Callable[[], object] | None) -> None:
         try:
             if sent is not None:
                 sent()

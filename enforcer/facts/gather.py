@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from enforcer.dockerhost.answer import Answer
 from enforcer.dockerhost.client import DockerHost, Json
 from enforcer.dockerhost.errors import ContainerGone, EngineError
 from enforcer.facts.container import Container, FactUnavailable
@@ -101,11 +100,9 @@ class FactGatherer:
                 self._params[cid] = params
         return params
 
-    def fresh_params_soon(self, cid: str) -> Answer[Json]:
-        """Fresh params, not cached, asked for now and read when the answer is called."""
-        if self.options.disable_params:
-            return Answer(lambda: params_from_summary({"Id": cid}), arrived=True)
-        return self.host.inspect_soon(cid)
+    def params_without_engine(self, cid: str) -> Json | None:
+        """With DISABLE_PARAMS, what is known of a container by its id alone; otherwise None (ask the engine)."""
+        return params_from_summary({"Id": cid}) if self.options.disable_params else None
 
     def forget(self, cid: str) -> None:
         """Drop a container's cached params (on update, rename, die and destroy)."""

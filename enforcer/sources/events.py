@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +20,7 @@ from typing import Any
 from enforcer.dockerhost.client import DockerHost
 from enforcer.dockerhost.errors import EngineError
 from enforcer.pipeline import Pipeline
-from enforcer.policy_in_force import PolicyInForce
+from enforcer.prevention import Prevention
 from enforcer.report.metrics import Metrics
 from enforcer.retry import Backoff
 from enforcer.settings import Settings
@@ -33,11 +32,6 @@ FORGET_ON = ("update", "rename", "die", "destroy")
 # came back within 2 s (the catch-up sweep after the reconnect then finds what started meanwhile).
 RECONNECT_CAP_S = 2.0
 SEEN_KEPT = 4096  # events remembered to recognise the engine's replay after a reconnect (its buffer: 256)
-# How long the reader waits for a created container's inspect (the engine takes well under 1 ms) before it
-# hands the check to a worker, and what makes a check on the reader slow.
-RACE_WAIT_S = 0.001
-SLOW_ON_READER_S = 0.010
-SLOW_IN_A_ROW = 3
 
 
 class EventWatcher:
@@ -46,8 +40,8 @@ class EventWatcher:
         settings: Settings,
         host: DockerHost,
         pipeline: Pipeline,
+        prevention: Prevention,
         status: Status,
-        in_force: PolicyInForce,
         metrics: Metrics,
         catch_up: Callable[[], None],
         stop: threading.Event,
@@ -56,8 +50,8 @@ class EventWatcher:
         self.settings = settings
         self.host = host
         self.pipeline = pipeline
+        self.prevention = prevention
         self.status = status
-        self.in_force = in_force
         self.metrics = metrics
         self.catch_up = catch_up
         self.stop = stop
@@ -67,8 +61,6 @@ class EventWatcher:
         self._stream: Any = None
         self._since_nano: int | None = None
         self._seen: OrderedDict[tuple[str, str, int], None] = OrderedDict()  # the latest SEEN_KEPT events
-        self._slow_rules_version: str | None = None  # create checks go to workers under these rules
-        self._slow_in_a_row = 0
         self.rechecked = {"start"}
         if settings.run_update_events:
             self.rechecked.add("update")
@@ -158,39 +150,13 @@ class EventWatcher:
             self._submit(self.pipeline.check, cid, "event", nano / 1e9, action != "start")
 
     def _created(self, cid: str, event_time: float) -> None:
-        """A created container: its inspect is sent at once; when the engine answers within RACE_WAIT_S, the
-        racing half of the check (judge, send the removal) runs right here, on the reader, since a handoff to
-        a worker waits for a CPU just when the engine and the client hold both on a busy host; the rest
-        (reading the removal's answer, the record) goes to a worker. Otherwise the whole check does."""
-        inspected = self.pipeline.inspect_created(cid)
-        version = self.in_force.get().version
-        if self._slow_rules_version != version and inspected.ready(RACE_WAIT_S):
-            began = time.perf_counter()
-            try:
-                raced = _logged(self.pipeline.race_created, cid, event_time, inspected)
-            finally:
-                self._note_reader_time(time.perf_counter() - began, version)
-            if raced is False:
-                return  # it failed, and said why in the log; the start path still checks the container
-            ran, rest = raced
-            if rest is not None and not self._submit(_run, cid, rest):
-                _logged(_run, cid, rest)  # shutting down: the removal went out, record it here
-            if ran:  # else another check holds the container: the worker's check waits for it
-                return
-        self._submit(self.pipeline.check_created, cid, event_time, inspected)
-
-    def _note_reader_time(self, seconds: float, version: str) -> None:
-        """Slow rules must not hold up the event reader: after SLOW_IN_A_ROW slow create checks in a row, checks
-        go to workers until the rules change."""
-        self._slow_in_a_row = self._slow_in_a_row + 1 if seconds > SLOW_ON_READER_S else 0
-        if self._slow_in_a_row >= SLOW_IN_A_ROW:
-            self._slow_rules_version = version
-            self._slow_in_a_row = 0
-            log.warning(
-                "judging a created container took %.0f ms, %d times in a row: create checks run on workers "
-                "until the rules change (a rule that waits, on the network or a file, is best left to sweeps)",
-                seconds * 1000, SLOW_IN_A_ROW,
-            )  # fmt: skip
+        """A created container: the prevention module sends its inspect and may judge it right here, on the
+        reader (see `prevention`); what is left of the check goes to a worker."""
+        check = _logged(self.prevention.created, cid, event_time)
+        if check is False or not check.left_to_do:
+            return  # done, or it failed and said why in the log: the start path still checks the container
+        if not self._submit(_run, cid, check.finish) and check.raced:
+            _logged(_run, cid, check.finish)  # shutting down: the racing half ran (a removal went out)
 
     def _already_seen(self, cid: str, action: str, nano: int) -> bool:
         """Events from the resume point on arrive again after a reconnect: drop the exact repeats.
@@ -238,9 +204,9 @@ class EventWatcher:
             return self._idle.wait_for(lambda: self._in_flight <= 0, timeout_s)
 
 
-def _run(cid: str, rest: Callable[[], Any]) -> None:
-    """The second half of a create check begun on the reader (`cid` names it in the logs)."""
-    rest()
+def _run(cid: str, step: Callable[[], Any]) -> None:
+    """What is left of a create check (`cid` names it in the logs)."""
+    step()
 
 
 def _logged(fn: Callable[..., Any], *args: Any) -> Any:

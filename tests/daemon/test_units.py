@@ -6,19 +6,14 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from support.daemon import ENFORCER_VARS, REPO
 from support.engine import HOST_DOCKER_VARS
 
-from enforcer.dockerhost.answer import Answer
 from enforcer.dockerhost.errors import EngineError
-from enforcer.judge.policy import Policy
-from enforcer.policy_in_force import PolicyInForce
 from enforcer.report.metrics import Metrics
 from enforcer.settings import Settings
 from enforcer.sources.events import EventWatcher
@@ -27,16 +22,14 @@ from enforcer.status import Status
 
 # -- event dispatch --------------------------------------------------------------------------------------
 class FakePipeline:
-    """Records what the watcher asks of the pipeline; `answered` says whether inspects come back in time."""
+    """Records what the watcher asks of the pipeline and of the prevention module."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
         self._lock = threading.Lock()
-        self.answered = False
-        self.race_takes_s = 0.0
-        self.busy = False  # race_created finds the container's lock held
-        self.race_raises: Exception | None = None
-        self.nothing_left = False  # race_created judged a container that needs nothing more
+        self.raced = True  # the racing half ran on the reader
+        self.left_to_do = True  # something is left for a worker
+        self.created_raises: Exception | None = None
 
     def _note(self, name: str, *args: Any) -> None:
         with self._lock:
@@ -45,31 +38,23 @@ class FakePipeline:
     def check(self, cid: str, source: str, event_time: float | None = None, fresh: bool = False) -> None:
         self._note("check", cid, source, fresh)
 
-    def inspect_created(self, cid: str) -> Answer[Any]:
-        self._note("inspect_created", cid)
-        return Answer(lambda: ("inspected", cid), arrived=self.answered)
-
-    def check_created(self, cid: str, event_time: float | None = None, inspected: Any = None) -> None:
-        self._note("check_created", cid, inspected())
-
-    def race_created(self, cid: str, event_time: float | None, inspected: Any) -> Any:
-        if self.busy:
-            return False, None
-        if self.race_raises is not None:
-            raise self.race_raises
-        time.sleep(self.race_takes_s)
-        self._note("race_created", cid, inspected(), threading.current_thread().name)
-        if self.nothing_left:
-            return True, None
-        return True, (lambda: self._note("concluded", cid, threading.current_thread().name))
+    def created(self, cid: str, event_time: float | None) -> FakeCreateCheck:
+        if self.created_raises is not None:
+            raise self.created_raises
+        self._note("created", cid, threading.current_thread().name)
+        return FakeCreateCheck(self, cid)
 
     def forget(self, cid: str) -> None:
         self._note("forget", cid)
 
 
-def policy_version(version: str) -> Policy:
-    """A policy whose rules version is `version` (the watcher reads nothing else of it)."""
-    return SimpleNamespace(version=version)  # type: ignore[return-value]
+class FakeCreateCheck:
+    def __init__(self, pipeline: FakePipeline, cid: str) -> None:
+        self.pipeline, self.cid = pipeline, cid
+        self.raced, self.left_to_do = pipeline.raced, pipeline.left_to_do
+
+    def finish(self) -> None:
+        self.pipeline._note("finish", self.cid, threading.current_thread().name)
 
 
 @pytest.fixture
@@ -80,8 +65,8 @@ def watcher() -> Any:
         settings,
         host=None,  # type: ignore[arg-type]  # _dispatch never talks to the engine
         pipeline=pipeline,  # type: ignore[arg-type]
+        prevention=pipeline,  # type: ignore[arg-type]
         status=Status(settings),
-        in_force=PolicyInForce(policy_version("v1")),
         metrics=Metrics("KILL"),
         catch_up=lambda: None,
         stop=threading.Event(),
@@ -122,31 +107,35 @@ JUNK: list[Any] = [
 ]
 
 
-def test_an_inspect_answered_in_time_is_judged_on_the_reader_and_concluded_on_a_worker(watcher: Any) -> None:
+def test_a_create_event_goes_to_the_prevention_module_on_the_reader_and_the_rest_to_a_worker(
+    watcher: Any,
+) -> None:
     events, pipeline = watcher
-    pipeline.answered = True
     reader = threading.current_thread().name
-    calls = dispatched(events, pipeline, event("c1", "create", 1))
-    (concluded, (_, worker)), inspected, raced = calls
-    assert (concluded, inspected) == ("concluded", ("inspect_created", ("c1",)))
-    assert raced == ("race_created", ("c1", ("inspected", "c1"), reader))
-    assert worker.startswith("check") and worker != reader
+    (created, finished) = dispatched(events, pipeline, event("c1", "create", 1))
+    assert created == ("created", ("c1", reader))
+    assert finished[0] == "finish" and finished[1][0] == "c1"
+    assert finished[1][1].startswith("check") and finished[1][1] != reader
 
 
 def test_a_create_check_with_nothing_left_after_the_reader_takes_no_worker(watcher: Any) -> None:
     events, pipeline = watcher
-    pipeline.answered, pipeline.nothing_left = True, True
+    pipeline.left_to_do = False
     calls = dispatched(events, pipeline, event("c1", "create", 1))
-    assert [name for name, _ in calls] == ["inspect_created", "race_created"]
+    assert [name for name, _ in calls] == ["created"]
 
 
-def test_a_container_whose_lock_is_held_is_checked_on_a_worker(watcher: Any) -> None:
+@pytest.mark.parametrize("raced", [True, False])
+def test_while_shutting_down_only_a_raced_create_check_is_finished_on_the_reader(
+    watcher: Any, raced: bool
+) -> None:
+    """A removal may have gone out in the racing half: it is recorded, and the container unlocked."""
     events, pipeline = watcher
-    pipeline.answered, pipeline.busy = True, True
-    assert dispatched(events, pipeline, event("c1", "create", 1)) == [
-        ("check_created", ("c1", ("inspected", "c1"))),
-        ("inspect_created", ("c1",)),
-    ]
+    pipeline.raced = raced
+    events.close(wait=True)
+    reader = threading.current_thread().name
+    calls = dispatched(events, pipeline, event("c1", "create", 1))
+    assert calls == [("created", ("c1", reader))] + ([("finish", ("c1", reader))] if raced else [])
 
 
 @pytest.mark.parametrize("error", [EngineError("inspect c1: engine says no"), KeyError("HostConfig")])
@@ -154,30 +143,10 @@ def test_a_create_check_failing_on_the_reader_is_logged_and_the_reader_goes_on(
     watcher: Any, caplog: pytest.LogCaptureFixture, error: Exception
 ) -> None:
     events, pipeline = watcher
-    pipeline.answered, pipeline.race_raises = True, error
+    pipeline.created_raises = error
     calls = dispatched(events, pipeline, event("c1", "create", 1), event("c2", "start", 2))
-    assert calls == [("check", ("c2", "event", False)), ("inspect_created", ("c1",))]  # c1 not retried
+    assert calls == [("check", ("c2", "event", False))]  # c1 not retried
     assert "check of c1 failed" in caplog.text
-
-
-def test_slow_rules_send_create_checks_to_workers_until_the_rules_change(
-    watcher: Any, caplog: pytest.LogCaptureFixture
-) -> None:
-    events, pipeline = watcher
-    pipeline.answered, pipeline.race_takes_s = True, 0.02
-    dispatched(events, pipeline, *(event(f"slow{i}", "create", i + 1) for i in range(4)))
-    raced = [args[0] for name, args in pipeline.calls if name == "race_created"]
-    handed = [args[0] for name, args in pipeline.calls if name == "check_created"]
-    assert (raced, handed) == (["slow0", "slow1", "slow2"], ["slow3"])
-    assert "3 times in a row: create checks run on workers until the rules change" in caplog.text
-
-    events.in_force.replace(policy_version("v2"))
-    pipeline.calls.clear()
-    dispatched(events, pipeline, event("new", "create", 10))
-    assert [name for name, _ in pipeline.calls if name.endswith("_created")] == [
-        "inspect_created",
-        "race_created",
-    ]
 
 
 def test_malformed_events_are_skipped(watcher: Any, caplog: pytest.LogCaptureFixture) -> None:
@@ -203,10 +172,10 @@ def test_dispatch_by_action(watcher: Any) -> None:
     assert calls == [
         ("check", ("c1", "event", False)),
         ("check", ("old", "event", False)),
-        ("check_created", ("c1", ("inspected", "c1"))),  # the inspect asked for as the event came in
+        ("created", ("c1", threading.current_thread().name)),
+        ("finish", ("c1", calls[3][1][1])),
         ("forget", ("c2",)),
         ("forget", ("c3",)),
-        ("inspect_created", ("c1",)),
     ]
 
 

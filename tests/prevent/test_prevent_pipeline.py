@@ -1,13 +1,15 @@
 """Issue 8, the create path's decisions, against a scripted engine: the orderings a real race rarely shows.
 
-The pipeline, gatherer and actuator are the real ones; only the engine is a fake that answers inspect from a
-dict of containers and refuses, as dockerd does, to remove a running container without force.
+The prevention module, pipeline, gatherer and actuator are the real ones; only the engine is a fake that
+answers inspect from a dict of containers and refuses, as dockerd does, to remove a running container without
+force.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,10 +22,11 @@ from enforcer.dockerhost.answer import Answer
 from enforcer.dockerhost.errors import ContainerGone, EngineError
 from enforcer.facts.gather import FactGatherer, GatherOptions
 from enforcer.judge.policy import Policy
-from enforcer.judge.rules import Rule
+from enforcer.judge.rules import Loaded, Rule
 from enforcer.judge.whitelist import Whitelist
 from enforcer.pipeline import Pipeline
 from enforcer.policy_in_force import PolicyInForce
+from enforcer.prevention import Prevention
 from enforcer.record.model import Action, Finding, Outcome, Source
 from enforcer.report.metrics import Metrics
 from enforcer.settings import Mode, Settings
@@ -40,6 +43,8 @@ class ScriptedEngine:
         self.containers: dict[str, dict[str, Any]] = {}
         self.calls: list[tuple[str, str]] = []
         self.start_on_remove: set[str] = set()  # these start just before the removal arrives
+        self.answers_late = False  # requests sent ahead are answered after the event reader stops waiting
+        self.inspect_fails = False
 
     def add(self, cid: str, name: str, status: str = "created", started_at: str = NEVER_STARTED) -> None:
         self.containers[cid] = {
@@ -63,6 +68,8 @@ class ScriptedEngine:
         return self.containers[cid]
 
     def inspect(self, cid: str) -> dict[str, Any]:
+        if self.inspect_fails:
+            raise EngineError(f"inspect {cid[:12]}: engine says no")
         return self._get("inspect", cid)
 
     def _sent(self, call: Callable[[], Any]) -> Answer[Any]:
@@ -75,8 +82,8 @@ class ScriptedEngine:
             def fail() -> Any:
                 raise failure
 
-            return Answer(fail, arrived=True)
-        return Answer(lambda: value, arrived=True)
+            return Answer(fail, arrived=not self.answers_late)
+        return Answer(lambda: value, arrived=not self.answers_late)
 
     def inspect_soon(self, cid: str) -> Answer[Any]:
         return self._sent(lambda: copy.deepcopy(self.inspect(cid)))
@@ -133,15 +140,17 @@ class Harness:
         self.metrics = Metrics(str(settings.mode))
         self.triggers = TriggerRunner(on_error=lambda name: None)
         self.gatherer = FactGatherer(self.engine, GatherOptions())  # type: ignore[arg-type]
+        self.in_force = PolicyInForce(Policy(rules, Whitelist(), ()))
         self.pipeline = Pipeline(
             settings,
-            PolicyInForce(Policy(rules, Whitelist(), ())),
+            self.in_force,
             self.gatherer,
             Actuator(self.engine),  # type: ignore[arg-type]
             self.recorder,
             self.triggers,
             self.metrics,
         )
+        self.prevention = Prevention(self.pipeline, self.engine)  # type: ignore[arg-type]
 
     def counter(self, name: str) -> float:
         value = self.metrics.registry.get_sample_value(f"docker_enforcer_{name}_total")
@@ -172,7 +181,7 @@ def make() -> Iterator[Any]:
 def test_a_created_violator_is_removed_and_recorded_as_prevented(make: Any) -> None:
     h = make()
     h.engine.add(BAD, "bad-1")
-    h.pipeline.check_created(BAD)
+    h.prevention.check_created(BAD)
 
     assert BAD not in h.engine.containers
     assert h.recorder.actions() == [("prevent", "prevented", "create")]
@@ -184,8 +193,10 @@ def test_a_created_violator_is_removed_and_recorded_as_prevented(make: Any) -> N
 def test_the_create_check_judges_the_inspect_sent_as_the_event_came_in(make: Any) -> None:
     h = make()
     h.engine.add(BAD, "bad-1")
-    inspected = h.pipeline.inspect_created(BAD)
-    h.pipeline.check_created(BAD, None, inspected)
+    h.engine.answers_late = True
+    check = h.prevention.created(BAD, None)
+    assert not check.raced and check.left_to_do  # too late for the reader: a worker finishes it
+    check.finish()
 
     assert h.engine.count("inspect") == 1  # no second inspect
     assert BAD not in h.engine.containers
@@ -194,8 +205,9 @@ def test_the_create_check_judges_the_inspect_sent_as_the_event_came_in(make: Any
 
 def test_a_container_gone_before_the_inspect_sent_ahead_is_dropped_quietly(make: Any) -> None:
     h = make()
-    inspected = h.pipeline.inspect_created(BAD)  # never there (or removed already)
-    assert h.pipeline.check_created(BAD, None, inspected) is None
+    h.engine.answers_late = True
+    check = h.prevention.created(BAD, None)  # never there (or removed already)
+    assert check.finish() is None
     assert h.recorder.findings == []
 
 
@@ -204,7 +216,7 @@ def test_without_prevention_the_start_path_kills_on_the_create_verdict_without_i
 ) -> None:
     h = make(Rule("no bad names", lambda c: c.name.startswith("bad")))
     h.engine.add(BAD, "bad-1")
-    h.pipeline.check_created(BAD)
+    h.prevention.check_created(BAD)
     assert h.recorder.findings == [] and BAD in h.engine.containers
 
     h.engine.start(BAD)
@@ -221,7 +233,7 @@ def test_a_container_that_starts_just_before_its_removal_is_not_recorded_as_prev
     h = make()
     h.engine.add(BAD, "bad-1")
     h.engine.start_on_remove.add(BAD)
-    h.pipeline.check_created(BAD)
+    h.prevention.check_created(BAD)
 
     assert h.engine.count("remove") == 1  # refused: not retried
     assert h.recorder.actions() == [("kill", "stopped", "event")]
@@ -246,7 +258,7 @@ def test_a_container_started_before_the_create_check_is_left_to_the_start_path(
     if status == "running":
         h.engine.start(BAD)  # started again by someone meanwhile
 
-    h.pipeline.check_created(BAD)
+    h.prevention.check_created(BAD)
     assert h.engine.count("remove") == 0 and BAD in h.engine.containers
     assert h.recorder.actions() == [("kill", "stopped", "event")]
     assert (h.counter("preventions"), h.counter("prevention_race_lost")) == (0.0, 1.0)
@@ -255,7 +267,7 @@ def test_a_container_started_before_the_create_check_is_left_to_the_start_path(
 def test_a_metrics_rule_is_judged_at_start_and_its_kill_is_no_race_lost(make: Any) -> None:
     h = make(METRICS)
     h.engine.add(BAD, "bad-1")
-    h.pipeline.check_created(BAD)
+    h.prevention.check_created(BAD)
     assert h.recorder.findings == [] and BAD in h.engine.containers
     assert h.counter("rule_errors") == 0.0
 
@@ -272,11 +284,11 @@ def test_the_create_check_leaves_the_params_cache_to_the_running_container(make:
     for n, started in enumerate(("2024-05-01T12:00:00.1Z", "2024-05-01T12:00:00.2Z")):
         cid = str(n) * 64
         h.engine.add(cid, f"good-{n}")
-        h.pipeline.check_created(cid)
+        h.prevention.check_created(cid)
         h.engine.start(cid, started)
         h.start_check(cid)
     h.engine.add(BAD, "bad-1")
-    h.pipeline.check_created(BAD)
+    h.prevention.check_created(BAD)
     assert h.gatherer.cached_count() == 0
 
     h.engine.start(BAD, "2024-05-01T12:00:00.3Z")
@@ -296,7 +308,7 @@ def test_update_and_rename_checks_count_no_race_lost(make: Any) -> None:
 def test_warn_records_would_prevent_and_removes_nothing(make: Any) -> None:
     h = make(mode=Mode.WARN, prevent_on_create=True)
     h.engine.add(BAD, "bad-1")
-    h.pipeline.check_created(BAD)
+    h.prevention.check_created(BAD)
     assert h.engine.count("remove") == 0
     assert h.recorder.actions() == [("would prevent", "recorded", "create")]
     (finding,) = h.recorder.findings
@@ -307,26 +319,29 @@ def test_warn_records_would_prevent_and_removes_nothing(make: Any) -> None:
 def test_the_racing_half_removes_the_violator_and_leaves_the_record_to_the_rest(make: Any) -> None:
     h = make()
     h.engine.add(BAD, "bad-1")
-    ran, rest = h.pipeline.race_created(BAD, None, h.pipeline.inspect_created(BAD))
+    check = h.prevention.created(BAD, None)
 
-    assert ran and rest is not None
+    assert check.raced and check.left_to_do
     assert BAD not in h.engine.containers  # the removal went out in the racing half
     assert h.recorder.findings == []
-    assert not h.pipeline._locks.acquire(BAD, blocking=False)  # a start check waits for the rest
-    rest()
+    assert not h.pipeline.locks.acquire(BAD, blocking=False)  # a start check waits for the rest
+    check.finish()
     assert h.recorder.actions() == [("prevent", "prevented", "create")]
     assert (h.counter("preventions"), h.counter("prevention_race_lost")) == (1.0, 0.0)
-    assert h.pipeline._locks.acquire(BAD, blocking=False)
+    assert h.pipeline.locks.acquire(BAD, blocking=False)
+    assert not check.left_to_do
+    check.finish()  # nothing more
+    assert len(h.recorder.findings) == 1
 
 
 def test_the_racing_half_keeps_a_clean_verdict_for_the_start_check(make: Any) -> None:
     h = make()
     h.engine.add(GOOD, "good-1")
-    ran, rest = h.pipeline.race_created(GOOD, None, h.pipeline.inspect_created(GOOD))
-    assert ran and h.recorder.findings == []
-    assert rest is None  # nothing left for a worker: the container is free at once
-    assert h.pipeline._locks.acquire(GOOD, blocking=False)
-    h.pipeline._locks.release(GOOD)
+    check = h.prevention.created(GOOD, None)
+    assert check.raced and h.recorder.findings == []
+    assert not check.left_to_do  # nothing left for a worker: the container is free at once
+    assert h.pipeline.locks.acquire(GOOD, blocking=False)
+    h.pipeline.locks.release(GOOD)
     h.engine.start(GOOD)
     h.start_check(GOOD)
     assert h.engine.count("inspect", GOOD) == 1  # the start check judged the kept verdict
@@ -335,10 +350,14 @@ def test_the_racing_half_keeps_a_clean_verdict_for_the_start_check(make: Any) ->
 def test_the_racing_half_does_nothing_while_another_check_holds_the_container(make: Any) -> None:
     h = make()
     h.engine.add(BAD, "bad-1")
-    assert h.pipeline._locks.acquire(BAD)
-    assert h.pipeline.race_created(BAD, None, h.pipeline.inspect_created(BAD)) == (False, None)
+    assert h.pipeline.locks.acquire(BAD)
+    check = h.prevention.created(BAD, None)
+    assert not check.raced and check.left_to_do  # the whole check is left to a worker
     assert BAD in h.engine.containers and h.recorder.findings == []
-    h.pipeline._locks.release(BAD)
+    h.pipeline.locks.release(BAD)
+    check.finish()
+    assert h.recorder.actions() == [("prevent", "prevented", "create")]
+    assert h.engine.count("inspect") == 1
 
 
 def test_a_start_that_got_in_before_the_removal_sent_by_the_racing_half_is_killed_by_the_rest(
@@ -347,9 +366,9 @@ def test_a_start_that_got_in_before_the_removal_sent_by_the_racing_half_is_kille
     h = make()
     h.engine.add(BAD, "bad-1")
     h.engine.start_on_remove.add(BAD)
-    ran, rest = h.pipeline.race_created(BAD, None, h.pipeline.inspect_created(BAD))
-    assert ran and rest is not None
-    rest()
+    check = h.prevention.created(BAD, None)
+    assert check.raced and check.left_to_do
+    check.finish()
     assert h.recorder.actions() == [("kill", "stopped", "event")]
     assert (h.counter("preventions"), h.counter("prevention_race_lost")) == (0.0, 1.0)
 
@@ -368,7 +387,7 @@ def test_a_failed_action_keeps_its_reason_apart_and_is_logged_and_counted_as_bef
     monkeypatch.setattr(h.engine, "remove" if create else "kill", refuse)
     monkeypatch.setattr(retry, "_testing", True)  # no backoff between the attempts
     with caplog.at_level(logging.INFO, logger="enforcer.pipeline"):
-        h.pipeline.check_created(BAD) if create else h.start_check()
+        h.prevention.check_created(BAD) if create else h.start_check()
 
     [finding] = h.recorder.findings
     action = Action.PREVENT if create else Action.KILL
@@ -379,3 +398,30 @@ def test_a_failed_action_keeps_its_reason_apart_and_is_logged_and_counted_as_bef
     [logged] = [r for r in caplog.records if r.getMessage().startswith("violation:")]
     assert logged.getMessage().endswith(f"action={action} outcome=failed: {reason}")
     assert logged.outcome == f"failed: {reason}"
+
+
+def test_a_failure_in_the_racing_half_frees_the_container(make: Any) -> None:
+    h = make()
+    h.engine.add(BAD, "bad-1")
+    h.engine.inspect_fails = True
+    with pytest.raises(EngineError):
+        h.prevention.created(BAD, None)
+    assert h.pipeline.locks.acquire(BAD, blocking=False)
+
+
+def test_slow_rules_send_create_checks_to_workers_until_the_rules_change(
+    make: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    slow = Rule("slow", lambda c: time.sleep(0.02))
+    h = make(slow)
+    raced = []
+    for n in range(4):
+        cid = f"{n}" * 64
+        h.engine.add(cid, f"slow-{n}")
+        raced.append(h.prevention.created(cid, None).raced)
+    assert raced == [True, True, True, False]
+    assert "3 times in a row: create checks run on workers until the rules change" in caplog.text
+
+    h.in_force.replace(Policy((slow,), Whitelist(), (), {"rules": Loaded("rules.py", "v2", "", (slow,))}))
+    h.engine.add(GOOD, "good-1")
+    assert h.prevention.created(GOOD, None).raced
