@@ -31,7 +31,7 @@ def audit_engine(
     return [judge(container, policy.rules, policy.whitelist, options) for container in containers]
 
 
-def containers_from_file(path: Path) -> list[Container]:
+def containers_from_file(path: Path, owner_labels: Sequence[str] = ()) -> list[Container]:
     """Containers from `docker inspect` JSON (a list); position follows StartedAt, metrics are empty."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -44,11 +44,17 @@ def containers_from_file(path: Path) -> list[Container]:
     if not isinstance(data, list) or not all(isinstance(i, dict) and "Id" in i for i in data):
         raise InspectFileError(f"{path}: expected a list of `docker inspect` objects, each with an Id")
     ordered = sorted(data, key=start_key)
-    return [Container(p["Id"], p, position=i, check_source="audit") for i, p in enumerate(ordered)]
+    return [
+        Container(p["Id"], p, position=i, check_source="audit", owner_labels=owner_labels)
+        for i, p in enumerate(ordered)
+    ]
 
 
-def audit_file(path: Path, policy: Policy, options: JudgeOptions) -> list[Verdict]:
-    return [judge(c, policy.rules, policy.whitelist, options) for c in containers_from_file(path)]
+def audit_file(
+    path: Path, policy: Policy, options: JudgeOptions, owner_labels: Sequence[str] = ()
+) -> list[Verdict]:
+    containers = containers_from_file(path, owner_labels)
+    return [judge(c, policy.rules, policy.whitelist, options) for c in containers]
 
 
 def verdict_json(verdict: Verdict) -> dict[str, Any]:

@@ -246,7 +246,7 @@ def run_audit(args: argparse.Namespace, settings: Settings, policy: Policy) -> i
     )
     if args.from_file is not None:
         try:
-            verdicts = audit_file(args.from_file, policy, options)
+            verdicts = audit_file(args.from_file, policy, options, settings.owner_labels)
         except InspectFileError as exc:
             print(f"docker-enforcer: {exc}", file=sys.stderr)
             return EXIT_USAGE
@@ -259,7 +259,10 @@ def run_audit(args: argparse.Namespace, settings: Settings, policy: Policy) -> i
                 settings.docker_cert_path,
             )
             gatherer = FactGatherer(
-                host, GatherOptions(False, settings.disable_params, settings.disable_metrics)
+                host,
+                GatherOptions(
+                    False, settings.disable_params, settings.disable_metrics, settings.owner_labels
+                ),
             )
             try:
                 verdicts = audit_engine(gatherer, policy, options, _progress_bar())

@@ -155,7 +155,9 @@ class Daemon:
 
     def _start_enforcing(self, host: DockerHost) -> None:
         s = self.settings
-        self.gatherer = FactGatherer(host, GatherOptions(s.cache_params, s.disable_params, s.disable_metrics))
+        self.gatherer = FactGatherer(
+            host, GatherOptions(s.cache_params, s.disable_params, s.disable_metrics, s.owner_labels)
+        )
         own = own_container_id()
         if own:
             log.info("running in container %s: it is never judged", own[:12])

@@ -182,6 +182,17 @@ def _host_port(address: tuple[str, int]) -> str:
     return f"{address[0]}:{address[1]}"
 
 
+def _label_names(name: str, raw: str) -> tuple[str, ...]:
+    """Comma-separated label names, in order of preference; blanks around each are dropped."""
+    names = tuple(dict.fromkeys(item.strip() for item in raw.split(",") if item.strip()))
+    for item in names:
+        if re.search(r"[\s=]", item):
+            raise SettingsError(
+                name, raw, f"{item!r} is not a label name; use names such as com.example.owner,maintainer"
+            )
+    return names
+
+
 def _host_names(name: str, raw: str) -> tuple[str, ...]:
     """Comma-separated host names (lowercased, without a trailing dot), or `*` alone."""
     names = tuple(dict.fromkeys(item.strip().lower().rstrip(".") for item in raw.split(",") if item.strip()))
@@ -313,6 +324,13 @@ class Settings:
         _path,
         "a folder the enforcers of one host share: one in a container writes its container id there, and "
         "each exempts the ids found there; ignored while group- or others-writable",
+    )
+    owner_labels: tuple[str, ...] = setting(
+        "OWNER_LABELS",
+        (),
+        _label_names,
+        "comma-separated label names: the first one set on a container names its `owner` (rules, triggers, "
+        "detections); none set: `[unknown]`",
     )
     files: Files = group(Files)
     docker_socket: str = setting(

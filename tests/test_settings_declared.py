@@ -14,7 +14,8 @@ from enforcer.settings import Declared, Files, Settings, SettingsError, declarat
 README = Path(__file__).resolve().parent.parent / "README.md"
 DECLARED = {d.variable: d for d in declarations()}
 
-# What /config shows, as before the settings were declared once: a change here is a change users see.
+# What /config shows (as before the settings were declared once, plus the settings added since): a change
+# here is a change users see.
 PUBLIC_KEYS = {
     "mode",
     "run_periodic",
@@ -40,6 +41,7 @@ PUBLIC_KEYS = {
     "white_list",
     "image_white_list",
     "peers_dir",
+    "owner_labels",
     "listen_address",
     "api_token_set",
     "allowed_hosts",

@@ -8,7 +8,7 @@ not wait a second for `docker stats`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from enforcer.facts.views import EMPTY, CaseInsensitiveMap, wrap
@@ -36,13 +36,14 @@ class Container:
         metrics: Mapping[str, Any] | Lazy = EMPTY,
         position: int | Lazy = 0,
         check_source: str = "periodic",
-        owner: str = UNKNOWN_OWNER,
+        owner: str | None = None,
+        owner_labels: Sequence[str] = (),
         image: str | None = None,
     ) -> None:
         self.cid = cid
         self.check_source = check_source
-        self.owner = owner
         self._params: CaseInsensitiveMap = wrap(params)
+        self.owner = owner if owner is not None else owner_of(self.labels, owner_labels)
         self._metrics = metrics if callable(metrics) else wrap(metrics)
         self._position = position
         self.image = image if image is not None else configured_image(self._params)
@@ -86,6 +87,16 @@ class Container:
 
     def __repr__(self) -> str:
         return f"<Container {self.name} {self.short_id}>"
+
+
+def owner_of(labels: Mapping[str, Any], owner_labels: Sequence[str]) -> str:
+    """The value of the first of `owner_labels` set (not empty) on the container (OWNER_LABELS);
+    `[unknown]` when none is, as in the original."""
+    for name in owner_labels:
+        value = labels.get(name)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return UNKNOWN_OWNER
 
 
 def container_name(params: Mapping[str, Any]) -> str:

@@ -27,6 +27,7 @@ class GatherOptions:
     cache_params: bool = True
     disable_params: bool = False
     disable_metrics: bool = False
+    owner_labels: tuple[str, ...] = ()  # OWNER_LABELS
 
 
 def params_from_summary(summary: Mapping[str, Any]) -> Json:
@@ -168,6 +169,7 @@ class FactGatherer:
             metrics=lambda: self.metrics(cid),
             position=lambda: self.position_of(cid),
             check_source=source,
+            owner_labels=self.options.owner_labels,
             image=self.image_name(params),
         )
 
@@ -179,6 +181,7 @@ class FactGatherer:
             metrics=_unavailable_metrics,
             position=_unavailable_position,
             check_source=source,
+            owner_labels=self.options.owner_labels,
             image=self.image_name(params),
         )
 
@@ -210,6 +213,7 @@ class FactGatherer:
                 metrics=metrics,
                 position=index,
                 check_source=source,
+                owner_labels=self.options.owner_labels,
                 image=self.image_name(params),
             )
             for index, (params, metrics) in enumerate(fetched)
