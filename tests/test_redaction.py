@@ -40,6 +40,7 @@ VALUES = {
     "newline and tab": "Nl2aB\nTb3cD\tTc4eF",
     "non-ASCII": "Ca5fé-Üb6gH",
     "astral": "Em7oJ\U0001f600Em8pK",
+    "long, backslash": "Lg0n\\" + "".join(f"t{i:03d}" for i in range(80)),  # int() quotes 200 characters
 }
 
 
@@ -110,6 +111,15 @@ PLACES: dict[str, tuple[Callable[[dict[str, Any], str], None], Callable[[Any], s
     "registry auth": (_registry_auth, lambda params: params["HostConfig"]["RegistryAuth"]["password"]),
 }  # fmt: skip
 
+
+def _int_error(text: str) -> BaseException:
+    try:
+        int(text)
+    except ValueError as exc:
+        return exc
+    raise AssertionError("an int")
+
+
 # How user code's exceptions quote a text.
 QUOTINGS: dict[str, Callable[[str], BaseException]] = {
     "str": lambda s: ValueError(f"unexpected {s}"),
@@ -123,12 +133,15 @@ QUOTINGS: dict[str, Callable[[str], BaseException]] = {
     "unicode-escape": lambda s: ValueError(s.encode("unicode_escape").decode("ascii")),
     "URL": lambda s: ValueError("http://api/?q=" + urllib.parse.quote(s, safe="")),
     "repr of a dict": lambda s: ValueError(repr({"k": s})),
+    "int() (repr cut at 200)": _int_error,
 }
 
 
 def leaked(message: str, value: str) -> list[str]:
-    """The letter-and-digit runs of `value` (3 or more) that `message` still shows."""
-    return [run for run in re.findall(r"[A-Za-z0-9]{3,}", value) if run in message]
+    """The letter-and-digit runs of `value` (3 to 6 characters of each) that `message` still shows."""
+    runs = re.findall(r"[A-Za-z0-9]{3,}", value)
+    chunks = [run[i : i + 6] for run in runs for i in range(0, len(run), 6)]
+    return [chunk for chunk in chunks if len(chunk) >= 3 and chunk in message]
 
 
 def secret_container(place: str, value: str) -> Container:

@@ -10,7 +10,8 @@ volume's password) and whatever sits under a key that names a credential (`auth`
   quote and `\\`, `\\xa0`, `\\u200b` escapes (a KeyError's text is the repr of its key), `ascii()`, the repr
   of their UTF-8 bytes, JSON, percent-encoding, and a repr or JSON form quoted again (the str of a list
   inside a KeyError). Every form of every value, and of its pieces of 4 characters or more (an error may
-  quote a part), is blanked out.
+  quote a part), is blanked out, and so is any stretch of 8 characters of a longer form (Python cuts some
+  quotes short: `int()` shows 200 characters of its argument).
 - `scrub(params)`: a copy of the inspect data with every secret value replaced, for what is recorded.
 """
 
@@ -41,6 +42,7 @@ CREDENTIAL_KEY = re.compile(r"passw(or)?d|secret|token|credential|api.?key|priva
 _PIECES = re.compile(r"[\s=,;:&|'\"]+")
 WHOLE_MIN = 3  # a whole value this long or longer is blanked out
 PIECE_MIN = 4  # and so is each of its pieces this long or longer
+GRAM = 8  # of a longer form, any part this long is blanked out
 
 
 def redact(message: str, params: Mapping[str, Any]) -> str:
@@ -55,19 +57,31 @@ class Redactor:
         self._params = params
 
     @cached_property
-    def _forms(self) -> tuple[str, ...]:
-        found: set[str] = set()
+    def _patterns(self) -> tuple[frozenset[str], tuple[str, ...]]:
+        """Every stretch of GRAM characters of the long forms, and the short forms whole."""
+        grams: set[str] = set()
+        short: set[str] = set()
         for secret in secrets(self._params):
-            found |= forms(secret)
-        return tuple(sorted(found, key=len, reverse=True))
+            for form in forms(secret):
+                if len(form) < GRAM:
+                    short.add(form)
+                else:
+                    grams.update(form[i : i + GRAM] for i in range(len(form) - GRAM + 1))
+        return frozenset(grams), tuple(short)
 
     def redact(self, message: str) -> str:
-        """Every stretch of `message` that any form of a secret covers becomes `***`."""
-        covered = [False] * len(message)
-        for form in self._forms:
+        """Every stretch of `message` that a short form covers, or that GRAM or more characters of a long
+        form cover (so a form cut short, as `int()` cuts its argument at 200 characters, still matches),
+        becomes `***`."""
+        grams, short = self._patterns
+        covered = bytearray(len(message))
+        for start in range(len(message) - GRAM + 1):
+            if message[start : start + GRAM] in grams:
+                covered[start : start + GRAM] = b"\x01" * GRAM
+        for form in short:
             start = message.find(form)
             while start >= 0:
-                covered[start : start + len(form)] = [True] * len(form)
+                covered[start : start + len(form)] = b"\x01" * len(form)
                 start = message.find(form, start + 1)
         if not any(covered):
             return message
