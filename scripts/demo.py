@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 
 HOST_SOCKET = "unix:///var/run/docker.sock"
 SANDBOX_DIR = Path("/tmp/de-demo")
+# The user files the daemon may pick up, relative to its working directory (the checkout).
+USER_FILES = ("examples/demo-rules.py", "rules.py", "rules", "whitelist_rules", "triggers")
 
 
 def host_engine_answers(url: str) -> bool:
@@ -41,18 +44,44 @@ def host_engine_answers(url: str) -> bool:
         return False
 
 
-def enforcer(*args: str, env: dict[str, str], **kwargs: object) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([str(ROOT / ".venv/bin/docker-enforcer"), *args], env=env, cwd=ROOT, **kwargs)  # type: ignore[call-overload, no-any-return]
+def enforcer(*args: str, env: dict[str, str], cwd: Path, **kwargs: object) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([str(ROOT / ".venv/bin/docker-enforcer"), *args], env=env, cwd=cwd, **kwargs)  # type: ignore[call-overload, no-any-return]
 
 
-def run_on_host(url: str, seconds: float | None) -> int:
+def user_files_dir() -> Path:
+    """The checkout, or, when the daemon would refuse its user files (a clone made by a user, the demo run
+    as root), a folder the loader trusts with root-owned copies of them; says why."""
+    from support.trusted_tmp import trusted_tempdir
+
+    from enforcer.judge import trust
+
+    present = [ROOT / name for name in USER_FILES if (ROOT / name).exists()]
+    found = [problem for path in present for problem in trust.problems(path)]
+    if not found:
+        return ROOT
+    copies = trusted_tempdir("demo-")
+    for path in present:
+        target = copies / path.relative_to(ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if path.is_dir() else shutil.copyfile)(path, target)
+    for copy in copies.rglob("*"):
+        copy.chmod(copy.stat().st_mode & ~0o022)  # copytree keeps the modes: no group or other write
+    print(
+        f"== {found[0]}. The daemon refuses user files that a user other than root (or its own) could "
+        f"change, so this demo runs on copies in {copies}",
+        flush=True,
+    )
+    return copies
+
+
+def run_on_host(url: str, seconds: float | None, files: Path) -> int:
     env = dict(os.environ, DOCKER_SOCKET=url)
     env.setdefault("RUN_START_EVENTS", "True")
     env.setdefault("LISTEN_ADDRESS", "127.0.0.1:8888")
     print(f"== docker-enforcer audit against {url} (MODE={env.get('MODE', 'WARN')})", flush=True)
-    enforcer("audit", env=env).wait()
+    enforcer("audit", env=env, cwd=files).wait()
     print("== docker-enforcer run (Ctrl-C stops it); status page on http://127.0.0.1:8888/", flush=True)
-    return supervise(enforcer("run", env=env), seconds)
+    return supervise(enforcer("run", env=env, cwd=files), seconds)
 
 
 def supervise(proc: subprocess.Popen[bytes], seconds: float | None) -> int:
@@ -99,7 +128,7 @@ def violators_later(engine: Engine, image: str, delay: float) -> None:
         time.sleep(1.5)
 
 
-def run_in_sandbox(seconds: float | None) -> int:
+def run_in_sandbox(seconds: float | None, files: Path) -> int:
     # Imported here: `--help` and argument errors need only the standard library, before any install.
     from support.engine import Engine, ensure_busybox_image, ensure_prerequisites, start_engine
 
@@ -114,7 +143,7 @@ def run_in_sandbox(seconds: float | None) -> int:
         engine.remove_all_containers()
         image = ensure_busybox_image(engine)
         sample_containers(engine, image)
-        rules = ROOT / "examples" / "demo-rules.py"
+        rules = files / "examples" / "demo-rules.py"
         env = dict(
             os.environ,
             DOCKER_SOCKET=engine.url,
@@ -127,12 +156,12 @@ def run_in_sandbox(seconds: float | None) -> int:
         )
         print(f"== sandbox engine at {engine.url}; rules from {rules}", flush=True)
         print("== docker-enforcer audit (reports, stops nothing)", flush=True)
-        enforcer("audit", env=env).wait()
+        enforcer("audit", env=env, cwd=files).wait()
         print(
             "== docker-enforcer run, MODE=KILL; status page on http://127.0.0.1:8888/ (Ctrl-C stops)",
             flush=True,
         )
-        daemon = enforcer("run", env=env)
+        daemon = enforcer("run", env=env, cwd=files)
         threading.Thread(target=violators_later, args=(engine, image, 3.0), daemon=True).start()
         status = supervise(daemon, seconds)
         print("== containers in the sandbox now:", flush=True)
@@ -157,10 +186,15 @@ def main() -> int:
     if args.parse_only:  # scripts/demo checks the arguments (and answers --help) before installing anything
         return 0
     url = os.environ.get("DOCKER_SOCKET", HOST_SOCKET)
-    if not args.sandbox and host_engine_answers(url):
-        return run_on_host(url, args.seconds)
-    print(f"== no engine answers at {url}: using a sandbox engine with sample containers", flush=True)
-    return run_in_sandbox(args.seconds)
+    files = user_files_dir()
+    try:
+        if not args.sandbox and host_engine_answers(url):
+            return run_on_host(url, args.seconds, files)
+        print(f"== no engine answers at {url}: using a sandbox engine with sample containers", flush=True)
+        return run_in_sandbox(args.seconds, files)
+    finally:
+        if files != ROOT:
+            shutil.rmtree(files, ignore_errors=True)
 
 
 if __name__ == "__main__":
