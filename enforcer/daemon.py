@@ -38,7 +38,7 @@ from enforcer.settings import Settings
 from enforcer.sources.events import EventWatcher
 from enforcer.sources.reload import PolicyReloader
 from enforcer.sources.sweeps import Sweeper, request_sweep, schedule
-from enforcer.status import Status
+from enforcer.status import Health
 from enforcer.systemd_notify import notify
 from enforcer.tuning import apply_niceness, freeze_startup_objects
 
@@ -59,7 +59,7 @@ class Daemon:
         self.stop = threading.Event()
         self.reload_requested = threading.Event()
         self.metrics = Metrics(str(settings.mode))
-        self.status = Status(settings)
+        self.health = Health()
         self.in_force = PolicyInForce(policy)
         try:
             self.store = DetectionStore(settings.state_db, settings.detections_max_age_days)
@@ -68,7 +68,7 @@ class Daemon:
         self.metrics.count_distinct_detected(self.store.distinct_containers)
         self.reloader = PolicyReloader(settings, self.in_force, self.metrics)
         self.api = ApiServer(
-            create_app(settings, self.status, self.in_force, self.store, self.metrics, socket.gethostname()),
+            create_app(settings, self.health, self.in_force, self.store, self.metrics, socket.gethostname()),
             *settings.listen_address,
         )
         self.scheduler = BackgroundScheduler(timezone="UTC")
@@ -132,7 +132,6 @@ class Daemon:
     def _wait_for_engine(self) -> DockerHost | None:
         """Connect, retrying with capped backoff while the engine is down; None when asked to stop."""
         delays = Backoff(0.5, 10.0).delays()
-        logged = False
         while not self.stop.is_set():
             try:
                 host = connect(
@@ -141,15 +140,12 @@ class Daemon:
                     self.settings.docker_tls_verify,
                     self.settings.docker_cert_path,
                 )
-                self.status.set_engine(True)
-                self.status.engine_host = _engine_name(host)
+                self.health.engine_answered(_engine_name(host))
                 log.info("connected to the docker engine at %s", self.settings.docker_socket)
                 return host
             except EngineUnavailable as exc:
-                self.status.set_engine(False, str(exc))
-                if not logged:  # once per state change, not once per attempt
+                if self.health.engine_unreachable(str(exc)):  # once per state change, not once per attempt
                     log.error("docker engine unreachable (%s); retrying until it answers", exc)
-                    logged = True
                 self.stop.wait(next(delays))
         return None
 
@@ -164,11 +160,11 @@ class Daemon:
             self.peers.publish(own, gone=lambda cid: _gone(host, cid))
         self.peers.refresh()
         pipeline = Pipeline(
-            s, self.in_force, self.gatherer, Actuator(host, s.stop_timeout_s), self.store, self.triggers,
+            s, self.in_force, self.gatherer, Actuator(host, self.stop, s.stop_timeout_s), self.store, self.triggers,
             self.metrics, own, self.peers.ids,
         )  # fmt: skip
         self.sweeper = Sweeper(
-            s, self.gatherer, pipeline, self.status, self.metrics, after_sweep=[self._purge]
+            s, self.gatherer, pipeline, self.health, self.metrics, after_sweep=[self._purge]
         )
         if s.run_periodic:
             schedule(self.scheduler, self.sweeper, s)
@@ -181,10 +177,10 @@ class Daemon:
         if s.run_start_events:
             sweeper = self.sweeper
             self.watcher = EventWatcher(
-                s, host, pipeline, Prevention(pipeline, host), self.status, self.metrics,
+                s, host, pipeline, Prevention(pipeline, host), self.health, self.metrics,
                 catch_up=lambda: request_sweep(self.scheduler, sweeper), stop=self.stop,
             )  # fmt: skip
-            self._watcher_thread = _guarded_thread("events", self.watcher.run, self.stop)
+            self._watcher_thread = _guarded_thread("events", self.watcher.run, self.stop, self.health)
         if not s.run_start_events and not s.run_periodic:
             log.warning("RUN_START_EVENTS and RUN_PERIODIC are both off: nothing will be checked")
 
@@ -209,11 +205,10 @@ class Daemon:
         try:
             self.host.ping()
         except EngineError as exc:
-            if self.status.set_engine(False, str(exc)):
+            if self.health.engine_unreachable(str(exc)):
                 log.error("docker engine unreachable: %s", exc)
             return
-        if self.status.set_engine(True):
-            log.info("docker engine reachable again")
+        self.health.engine_answered()
 
     def _purge(self) -> None:
         """Apply retention to the detections record (after each sweep and hourly)."""
@@ -258,8 +253,11 @@ def _gone(host: DockerHost, cid: str) -> bool:
     return False
 
 
-def _guarded_thread(name: str, target: Callable[[], None], stop: threading.Event) -> threading.Thread:
-    """A daemon thread whose unexpected death is logged (and seen by the watchdog and /healthz)."""
+def _guarded_thread(
+    name: str, target: Callable[[], None], stop: threading.Event, health: Health
+) -> threading.Thread:
+    """A daemon thread whose end before the stop flag is logged and reported to health (/healthz names it);
+    the watchdog sees it too."""
 
     def guarded() -> None:
         try:
@@ -267,6 +265,11 @@ def _guarded_thread(name: str, target: Callable[[], None], stop: threading.Event
         except BaseException:  # noqa: BLE001
             if not stop.is_set():
                 log.exception("worker %s died", name)
+                health.worker_died(name)
+            return
+        if not stop.is_set():
+            log.error("worker %s died: it returned while the daemon runs", name)
+            health.worker_died(name)
 
     thread = threading.Thread(target=guarded, name=name, daemon=True)
     thread.start()

@@ -1,6 +1,7 @@
 """Retry and backoff in one place: capped exponential delays with full jitter, waits that wake on stop.
 
-`set_testing(True)` makes every delay zero so tests of retry paths are instant.
+Every wait between attempts is a wait on the daemon's stop flag: once it is set, a retry gives up at once
+(raising the last error). `set_testing(True)` makes every delay zero so tests of retry paths are instant.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ _testing = False
 
 
 def set_testing(on: bool) -> None:
+    """Zero delays everywhere (tests); the attempts and the stop flag work as ever."""
     global _testing
     _testing = on
 
@@ -38,14 +40,15 @@ class Backoff:
 def retry(
     fn: Callable[[], T],
     retry_on: tuple[type[BaseException], ...],
+    stop: threading.Event,
     attempts: int = 3,
     backoff: Backoff = Backoff(0.05, 1.0),
-    stop: threading.Event | None = None,
     unless: tuple[type[BaseException], ...] = (),
 ) -> T:
     """Call fn until it succeeds or `attempts` calls failed with one of `retry_on` (the last error is raised).
 
-    Errors in `unless` (say, ContainerGone among EngineErrors) are raised at once, never retried.
+    Errors in `unless` (say, ContainerGone among EngineErrors) are raised at once, never retried; so is the
+    last error once `stop` is set, without waiting out the delay.
     """
     delays = backoff.delays()
     for attempt in range(1, attempts + 1):
@@ -56,9 +59,6 @@ def retry(
         except retry_on:
             if attempt == attempts:
                 raise
-            delay = next(delays)
-            if stop is not None and stop.wait(delay):
+            if stop.wait(next(delays)):
                 raise
-            if stop is None and delay:
-                threading.Event().wait(delay)
     raise AssertionError("unreachable")

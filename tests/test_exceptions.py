@@ -181,7 +181,7 @@ def test_check_refuses_an_exception_without_until_or_reason(
 def test_the_api_lists_exceptions_with_days_left(tmp_path: Path) -> None:
     from enforcer.record.store import DetectionStore
     from enforcer.report.app import create_app
-    from enforcer.status import Status
+    from enforcer.status import Health
 
     until = (datetime.now(UTC) + timedelta(days=10)).date().isoformat()
     path = write(
@@ -193,7 +193,7 @@ def test_the_api_lists_exceptions_with_days_left(tmp_path: Path) -> None:
     policy = load_policy(settings, cwd=tmp_path)
     store = DetectionStore(tmp_path / "state.db", max_age_days=30)
     try:
-        app = create_app(settings, Status(settings), PolicyInForce(policy), store, Metrics("WARN"), "host-1")
+        app = create_app(settings, Health(), PolicyInForce(policy), store, Metrics("WARN"), "host-1")
         client = app.test_client()
         (listed,) = client.get("/rules?structured=1").get_json()["exceptions"]
         assert listed["image"] == "x" and listed["active"] is True

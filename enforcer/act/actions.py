@@ -7,6 +7,7 @@ kill yet the engine does not bring the container back after its own restart.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -38,8 +39,10 @@ def restart_policy_of(params: Mapping[str, Any]) -> str | None:
 
 
 class Actuator:
-    def __init__(self, host: DockerHost, stop_timeout_s: int = 0) -> None:
+    def __init__(self, host: DockerHost, stop: threading.Event, stop_timeout_s: int = 0) -> None:
+        """`stop`: the daemon's stop flag; retries give up (the last error is the outcome) once it is set."""
         self.host = host
+        self.stopping = stop
         self.stop_timeout_s = stop_timeout_s
 
     def stop(self, cid: str, params: Mapping[str, Any]) -> Done:
@@ -50,6 +53,7 @@ class Actuator:
             retry(
                 lambda: self._stop_once(cid),
                 (EngineError,),
+                self.stopping,
                 KILL_ATTEMPTS,
                 Backoff(0.05, 1.0),
                 unless=(ContainerGone,),
@@ -95,6 +99,7 @@ class Actuator:
             retry(
                 lambda: self._remove_once(cid, first.pop() if first else None),
                 (EngineError,),
+                self.stopping,
                 KILL_ATTEMPTS,
                 Backoff(0.02, 0.5),
                 unless=(ContainerGone, _Started),

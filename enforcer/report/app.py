@@ -49,7 +49,7 @@ from enforcer.report import page
 from enforcer.report.hosts import HostCheck
 from enforcer.report.metrics import Metrics
 from enforcer.settings import Settings
-from enforcer.status import Status
+from enforcer.status import Health, HealthSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ MAX_LIMIT_DIGITS = 40
 
 def create_app(
     settings: Settings,
-    status: Status,
+    health: Health,
     in_force: PolicyInForce,
     store: DetectionStore,
     metrics: Metrics,
@@ -70,7 +70,7 @@ def create_app(
 ) -> Flask:
     """The status app; it only reads from its parts, and never changes anything."""
     app = Flask(__name__)
-    views = _Views(settings, status, in_force, store, metrics, host_name)
+    views = _Views(settings, health, in_force, store, metrics, host_name)
     app.before_request(views.check_host)  # registration order is call order: hosts before the token
     app.before_request(views.authorize)
     app.after_request(_nosniff)
@@ -114,14 +114,14 @@ class _Views:
     def __init__(
         self,
         settings: Settings,
-        status: Status,
+        health: Health,
         in_force: PolicyInForce,
         store: DetectionStore,
         metrics: Metrics,
         host: str,
     ) -> None:
         self.settings = settings
-        self.status = status
+        self.health = health
         self.in_force = in_force
         self.store = store
         self.metrics_registry = metrics
@@ -131,7 +131,7 @@ class _Views:
     @property
     def host(self) -> str:
         """The engine's host name once known (inside a container, the local host name is the container id)."""
-        return self.status.engine_host or self._host
+        return self.health.snapshot().engine_host or self._host
 
     def check_host(self) -> Response | None:
         """421 for a Host header naming someone else (a DNS-rebinding page): the name is not echoed."""
@@ -165,33 +165,30 @@ class _Views:
 
     def _detections(self, recent: bool) -> Response:
         query = Query.parse(request.args)
+        health = self.health.snapshot()  # one moment for the whole answer
         since = query.since
-        cut = self._recent_cut() if recent else None
+        cut = health.last_sweep_began if recent else None
         if cut is not None and (since is None or since < cut):
             since = cut
         if wants_html(request):
             limit = PAGE_LIMIT if query.limit is None else query.limit
             found = self.store.detections(since=since, limit=limit, before=query.before)
-            return _html(page.status_page(self._page_facts(found, recent)))
+            return _html(page.status_page(self._page_facts(health, found, recent)))
         found = self.store.detections(since=since, limit=query.limit, before=query.before)
-        body: dict[str, Any] = sweep_keys(self.settings, self.status)
+        body: dict[str, Any] = sweep_keys(self.settings, health)
         body["host"] = self.host
         body["detections"] = [detection_json(d, query) for d in found]
         return _json(body)
 
-    def _recent_cut(self) -> datetime | None:
-        """When the last sweep began (the running one, else the last finished one): the original's /recent."""
-        return self.status.sweep_running_since or self.status.last_sweep.start
-
-    def _page_facts(self, found: list[Detection], recent: bool) -> page.PageFacts:
+    def _page_facts(self, health: HealthSnapshot, found: list[Detection], recent: bool) -> page.PageFacts:
         return page.PageFacts(
             host=self.host,
             version=__version__,
             settings=self.settings,
             policy=self.in_force.get(),
-            problems=tuple(self.status.problems()),
-            last_sweep=self.status.last_sweep,
-            sweep_running_since=self.status.sweep_running_since,
+            problems=tuple(health.problems(self.settings)),
+            last_sweep=health.last_sweep,
+            sweep_running_since=health.sweep_running_since,
             detections=tuple(found),
             total=self.store.count(),
             recent=recent,
@@ -222,7 +219,7 @@ class _Views:
         return Response(self.metrics_registry.render(), content_type=METRICS_CONTENT_TYPE)
 
     def healthz(self) -> Response:
-        problems = self.status.problems()
+        problems = self.health.snapshot().problems(self.settings)
         body = {
             "status": "unhealthy" if problems else "ok",
             "problems": problems,
@@ -238,11 +235,11 @@ class _Views:
 # -- JSON shapes ------------------------------------------------------------------------------------------
 
 
-def sweep_keys(settings: Settings, status: Status) -> dict[str, Any]:
+def sweep_keys(settings: Settings, health: HealthSnapshot) -> dict[str, Any]:
     """The original's last_full_check_run_* keys (when sweeps are on), plus the run time as a number."""
     if not settings.run_periodic:
         return {}
-    sweep = status.last_sweep
+    sweep = health.last_sweep
     duration = sweep.duration
     return {
         "last_full_check_run_timestamp_start": str(naive_utc(sweep.start) or datetime.min),

@@ -24,7 +24,7 @@ from enforcer.prevention import Prevention
 from enforcer.report.metrics import Metrics
 from enforcer.retry import Backoff
 from enforcer.settings import Settings
-from enforcer.status import Status
+from enforcer.status import Health
 
 log = logging.getLogger("enforcer.events")
 FORGET_ON = ("update", "rename", "die", "destroy")
@@ -41,7 +41,7 @@ class EventWatcher:
         host: DockerHost,
         pipeline: Pipeline,
         prevention: Prevention,
-        status: Status,
+        health: Health,
         metrics: Metrics,
         catch_up: Callable[[], None],
         stop: threading.Event,
@@ -51,7 +51,7 @@ class EventWatcher:
         self.host = host
         self.pipeline = pipeline
         self.prevention = prevention
-        self.status = status
+        self.health = health
         self.metrics = metrics
         self.catch_up = catch_up
         self.stop = stop
@@ -82,7 +82,7 @@ class EventWatcher:
                         self._connected(first)
                         first = False
             except EngineError as exc:
-                if self.status.set_engine(False, str(exc)):
+                if self.health.engine_unreachable(str(exc)):
                     log.error("event stream lost: %s; reconnecting", exc)
             except Exception:  # noqa: BLE001 - the watcher must outlive anything a single event does
                 log.exception("event watcher failed; reconnecting")
@@ -92,10 +92,9 @@ class EventWatcher:
                 self.stop.wait(next(delays))
 
     def _connected(self, first: bool) -> None:
-        self.status.set_events_connected(True)
+        self.health.events_connected(True)
         self.metrics.events_connected.set(1)
-        if self.status.set_engine(True):
-            log.info("docker engine reachable again")
+        self.health.engine_answered()
         if not first:
             self.metrics.reconnects.inc()
             log.info("event stream reconnected; running a catch-up sweep")
@@ -103,7 +102,7 @@ class EventWatcher:
             self.catch_up()
 
     def _disconnected(self) -> None:
-        self.status.set_events_connected(False)
+        self.health.events_connected(False)
         self.metrics.events_connected.set(0)
 
     # -- once ------------------------------------------------------------------------------------------

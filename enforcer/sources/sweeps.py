@@ -20,7 +20,7 @@ from enforcer.pipeline import Pipeline
 from enforcer.record.model import utcnow
 from enforcer.report.metrics import Metrics
 from enforcer.settings import Settings
-from enforcer.status import Status
+from enforcer.status import Health
 
 log = logging.getLogger("enforcer.sweeps")
 JOB_ID = "sweep"
@@ -32,14 +32,14 @@ class Sweeper:
         settings: Settings,
         gatherer: FactGatherer,
         pipeline: Pipeline,
-        status: Status,
+        health: Health,
         metrics: Metrics,
         after_sweep: Sequence[Callable[[], object]] = (),
     ) -> None:
         self.settings = settings
         self.gatherer = gatherer
         self.pipeline = pipeline
-        self.status = status
+        self.health = health
         self.metrics = metrics
         self._after_sweep = tuple(after_sweep)
         self._running = threading.Lock()
@@ -62,21 +62,20 @@ class Sweeper:
 
     def _sweep_once(self, source: str) -> None:
         start = utcnow()
-        self.status.sweep_started(start)
+        self.health.sweep_started(start)
         try:
             containers = self.gatherer.all_running(source)
             # Kills go out concurrently: one slow stop must not hold back the rest of the sweep.
             list(self._checks.map(lambda c: self.pipeline.check_container(c, source), containers))
         except EngineError as exc:
-            self.status.sweep_failed()
+            self.health.sweep_failed()
             self.metrics.sweep_failures.inc()
-            if self.status.set_engine(False, str(exc)):
+            if self.health.engine_unreachable(str(exc)):
                 log.error("sweep failed, docker engine unreachable: %s", exc)
             return
         end = utcnow()
-        if self.status.set_engine(True):
-            log.info("docker engine reachable again")
-        self.status.sweep_finished(start, end)
+        self.health.engine_answered()
+        self.health.sweep_finished(start, end)
         self.gatherer.keep_only(c.cid for c in containers)
         self.metrics.running_containers.set(len(containers))
         self.metrics.sweep_duration.observe((end - start).total_seconds())

@@ -17,7 +17,7 @@ from enforcer.dockerhost.errors import EngineError
 from enforcer.report.metrics import Metrics
 from enforcer.settings import Settings
 from enforcer.sources.events import EventWatcher
-from enforcer.status import Status
+from enforcer.status import Health
 
 
 # -- event dispatch --------------------------------------------------------------------------------------
@@ -66,7 +66,7 @@ def watcher() -> Any:
         host=None,  # type: ignore[arg-type]  # _dispatch never talks to the engine
         pipeline=pipeline,  # type: ignore[arg-type]
         prevention=pipeline,  # type: ignore[arg-type]
-        status=Status(settings),
+        health=Health(),
         metrics=Metrics("KILL"),
         catch_up=lambda: None,
         stop=threading.Event(),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -145,7 +146,7 @@ class Harness:
             settings,
             self.in_force,
             self.gatherer,
-            Actuator(self.engine),  # type: ignore[arg-type]
+            Actuator(self.engine, threading.Event()),  # type: ignore[arg-type]
             self.recorder,
             self.triggers,
             self.metrics,

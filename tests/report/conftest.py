@@ -1,8 +1,8 @@
-"""Fixtures for the record and report tests: real settings, policy, status, store and metrics.
+"""Fixtures for the record and report tests: real settings, policy, health, store and metrics.
 
 policy        a Policy loaded from rules/triggers files written to tmp_path
 settings      Settings in KILL mode (frozen: vary with dataclasses.replace)
-status        a Status whose engine answers
+health        a Health whose engine answers
 store         a DetectionStore in tmp_path, closed after the test
 metrics       Metrics with containers_stopped_total wired to the store
 make_app      make_app(**settings_changes) -> the Flask app over the fixtures above
@@ -29,7 +29,7 @@ from enforcer.record.store import DetectionStore
 from enforcer.report.app import create_app
 from enforcer.report.metrics import Metrics
 from enforcer.settings import Files, Mode, Settings
-from enforcer.status import Status
+from enforcer.status import Health
 
 
 @pytest.fixture
@@ -48,9 +48,9 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-def status(settings: Settings) -> Status:
-    live = Status(settings)
-    live.set_engine(True)
+def health() -> Health:
+    live = Health()
+    live.engine_answered()
     return live
 
 
@@ -70,12 +70,11 @@ def metrics(store: DetectionStore) -> Metrics:
 
 @pytest.fixture
 def make_app(
-    settings: Settings, status: Status, policy: Policy, store: DetectionStore, metrics: Metrics
+    settings: Settings, health: Health, policy: Policy, store: DetectionStore, metrics: Metrics
 ) -> Callable[..., Flask]:
     def factory(**overrides: Any) -> Flask:
         app_settings = replace(settings, **overrides)
-        status.settings = app_settings
-        app = create_app(app_settings, status, PolicyInForce(policy), store, metrics, HOST)
+        app = create_app(app_settings, health, PolicyInForce(policy), store, metrics, HOST)
         app.testing = True
         return app
 

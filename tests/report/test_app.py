@@ -1,4 +1,4 @@
-"""The status API through Flask's test client, over a real store, status, policy and metrics."""
+"""The status API through Flask's test client, over a real store, health, policy and metrics."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from enforcer.record.model import Action, Finding, Outcome, Source, safe_config
 from enforcer.record.store import DetectionStore, StoreError
 from enforcer.report.metrics import Metrics
 from enforcer.settings import Mode
-from enforcer.status import Status
+from enforcer.status import Health
 
 MakeFinding = Callable[..., Finding]
 MakeApp = Callable[..., Flask]
@@ -57,9 +57,9 @@ def get_json(client: FlaskClient, path: str, **kwargs: object) -> object:
 
 
 @pytest.fixture
-def swept(status: Status) -> Status:
-    status.sweep_finished(T0, T0 + timedelta(seconds=1, microseconds=234567))
-    return status
+def swept(health: Health) -> Health:
+    health.sweep_finished(T0, T0 + timedelta(seconds=1, microseconds=234567))
+    return health
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def recorded(store: DetectionStore, make_finding: MakeFinding) -> DetectionStore
 
 
 def test_index_has_the_original_keys_then_the_added_ones(
-    client: FlaskClient, swept: Status, recorded: DetectionStore
+    client: FlaskClient, swept: Health, recorded: DetectionStore
 ) -> None:
     body = get_json(client, "/")
 
@@ -170,7 +170,7 @@ def test_without_sweeps_the_sweep_keys_are_absent(make_app: MakeApp, recorded: D
 
 
 def test_recent_keeps_the_containers_detected_since_the_last_sweep_began(
-    client: FlaskClient, swept: Status, recorded: DetectionStore
+    client: FlaskClient, swept: Health, recorded: DetectionStore
 ) -> None:
     body = get_json(client, "/recent")
 
@@ -244,7 +244,7 @@ HOSTILE = (
 @pytest.mark.parametrize("name", ["limit", "since", "before"])
 @pytest.mark.parametrize("accept", ["application/json", BROWSER_ACCEPT])
 def test_no_query_value_is_a_500_or_a_traceback_and_a_400_echoes_nothing(
-    client: FlaskClient, swept: Status, name: str, accept: str, caplog: pytest.LogCaptureFixture
+    client: FlaskClient, swept: Health, name: str, accept: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     raw = [f"{name}=%ff%fe", f"{name}=%C0%80", f"{name}=%00", f"{name}={name}=", f"{name}&{name}=1"]
     for path in ("/", "/recent"):
@@ -327,10 +327,10 @@ def test_a_failed_action_shows_its_reason_in_outcome_as_before(
 
 
 def test_the_page_shows_mode_health_detections_sweep_and_rules(
-    client: FlaskClient, status: Status, recorded: DetectionStore
+    client: FlaskClient, health: Health, recorded: DetectionStore
 ) -> None:
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=3)
-    status.sweep_finished(start, start + timedelta(seconds=1, microseconds=500000))
+    health.sweep_finished(start, start + timedelta(seconds=1, microseconds=500000))
     response = client.get("/", headers={"Accept": BROWSER_ACCEPT})
     page = response.text
 
@@ -373,8 +373,8 @@ def test_the_page_escapes_rule_names_and_labels_and_links_rules(
     assert "<b>bold</b>" not in page
 
 
-def test_the_page_names_what_is_wrong(client: FlaskClient, status: Status) -> None:
-    status.set_engine(False, "connection refused")
+def test_the_page_names_what_is_wrong(client: FlaskClient, health: Health) -> None:
+    health.engine_unreachable("connection refused")
 
     page = client.get("/", headers={"Accept": "text/html"}).text
 
@@ -382,7 +382,7 @@ def test_the_page_names_what_is_wrong(client: FlaskClient, status: Status) -> No
     assert "docker engine unreachable: connection refused" in page
 
 
-def test_recent_page_and_empty_page(client: FlaskClient, swept: Status) -> None:
+def test_recent_page_and_empty_page(client: FlaskClient, swept: Health) -> None:
     page = client.get("/recent", headers={"Accept": "text/html"}).text
 
     assert "Detections since the last sweep began" in page
@@ -437,7 +437,7 @@ def test_config_has_settings_files_and_rules_version(client: FlaskClient, policy
 
 
 def test_healthz_is_200_while_the_engine_answers_and_503_naming_it_when_it_stops(
-    client: FlaskClient, status: Status
+    client: FlaskClient, health: Health
 ) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
@@ -449,7 +449,7 @@ def test_healthz_is_200_while_the_engine_answers_and_503_naming_it_when_it_stops
         "host": HOST,
     }
 
-    status.set_engine(False, "Cannot connect to the Docker daemon")
+    health.engine_unreachable("Cannot connect to the Docker daemon")
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json is not None
@@ -457,9 +457,10 @@ def test_healthz_is_200_while_the_engine_answers_and_503_naming_it_when_it_stops
     assert response.json["problems"] == ["docker engine unreachable: Cannot connect to the Docker daemon"]
 
 
-def test_healthz_names_a_late_sweep_and_a_lost_event_stream(make_app: MakeApp, status: Status) -> None:
+def test_healthz_names_a_late_sweep_and_a_lost_event_stream(make_app: MakeApp, health: Health) -> None:
     client = make_app(run_start_events=True, check_interval_s=1).test_client()
-    status.started_at = datetime.now(UTC) - timedelta(seconds=10)
+    ago = datetime.now(UTC) - timedelta(seconds=10)
+    health.sweep_finished(ago - timedelta(seconds=1), ago)
 
     response = client.get("/healthz")
 
@@ -578,7 +579,7 @@ def test_metrics_after_known_detections(
 
 
 def test_no_endpoint_page_or_log_shows_env_values_command_line_or_the_token(
-    make_app: MakeApp, store: DetectionStore, swept: Status, caplog: pytest.LogCaptureFixture
+    make_app: MakeApp, store: DetectionStore, swept: Health, caplog: pytest.LogCaptureFixture
 ) -> None:
     token = "tok-9f8e7d6c5b4a"
     params = {

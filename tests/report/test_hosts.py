@@ -12,7 +12,7 @@ from flask import Flask
 from report_support import HOST
 
 from enforcer.report.hosts import host_name
-from enforcer.status import Status
+from enforcer.status import Health
 
 MakeApp = Callable[..., Flask]
 ENDPOINTS = ("/", "/recent", "/rules", "/triggers", "/config", "/metrics", "/healthz", "/nowhere")
@@ -95,10 +95,10 @@ def test_a_star_turns_the_check_off(make_app: MakeApp) -> None:
     assert status_of(make_app, "[not-an-address]", "/", allowed_hosts=("*",)) == 200
 
 
-def test_the_engines_host_name_is_answered_once_known(make_app: MakeApp, status: Status) -> None:
+def test_the_engines_host_name_is_answered_once_known(make_app: MakeApp, health: Health) -> None:
     client = make_app().test_client()
     assert client.get("/", headers={"Host": "docker-node-7:8888"}).status_code == 421
-    status.engine_host = "Docker-Node-7"
+    health.engine_answered("Docker-Node-7")
     assert client.get("/", headers={"Host": "docker-node-7:8888"}).status_code == 200
 
 
