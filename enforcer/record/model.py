@@ -46,6 +46,17 @@ class Outcome(enum.StrEnum):
     FAILED = "failed"
 
 
+class Phase(enum.StrEnum):
+    """Where an episode of a rule held over time stands (see `enforcer.record.episodes`); the value is what
+    triggers read in `v.phase`, and what the API, the page and the metrics show."""
+
+    PENDING = "pending"  # `for` running: violated on every sample since the episode started
+    WARNED = "warned"  # grace running: the owner was told; the action runs at the deadline unless fixed
+    ENFORCED = "enforced"  # the action ran (KILL mode)
+    RECORDED = "recorded"  # WARN mode: what would have been done was recorded
+    RESOLVED = "resolved"  # ended without action: fixed in time, or the container went away while warned
+
+
 def outcome_text(outcome: Outcome, detail: str | None) -> str:
     """The outcome as the API, the page and the logs show it: `failed: <reason>` when there is a reason."""
     return str(outcome) if detail is None else f"{outcome}: {detail}"
