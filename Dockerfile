@@ -4,13 +4,17 @@
 #   docker build -t docker-enforcer .                  also works from the repository, with network for pip
 #
 #   docker run -d --name docker_enforcer -p 8888:8888 \
+#     --group-add $(stat -c %g /var/run/docker.sock) \
+#     --read-only --cap-drop ALL --security-opt no-new-privileges \
 #     -v /rules_dir:/opt/docker_enforcer/rules:ro \
-#     -v /var/run/docker.sock:/var/run/docker.sock \
+#     -v /var/run/docker.sock:/var/run/docker.sock:ro \
 #     -v docker-enforcer-state:/var/lib/docker-enforcer \
-#     --read-only --tmpfs /tmp --restart unless-stopped docker-enforcer
+#     --restart unless-stopped docker-enforcer
 #
-# The original's line (`--privileged -v /var/run:/var/run`) still works; --privileged is accepted but not
-# needed: the socket is all the enforcer uses. The legacy builder and BuildKit both build this file.
+# The daemon runs as the user `enforcer` (uid and gid 10001), not root: `--group-add` gives it the socket's
+# group. The original's line (`--privileged -v /var/run:/var/run`) works with that `--group-add` added;
+# --privileged is accepted but not needed: the socket is all the enforcer uses. The legacy builder and
+# BuildKit both build this file.
 
 ARG BASE=python:3.11-slim-bookworm
 
@@ -47,14 +51,25 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     STATE_DB=/var/lib/docker-enforcer/detections.db
 
+# The daemon's user: fixed ids, so that host folders and volumes can be given to it (chown 10001:10001).
+# It reaches the Docker socket through the socket's group (`--group-add`), and owns nothing but its state.
+RUN groupadd --system --gid 10001 enforcer \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin enforcer
+
 # The original's layout: rules/rules.py, whitelist_rules/whitelist_rules.py and triggers/triggers.py are
-# looked up relative to this directory; empty folders mean the packaged defaults. Detections go to
-# STATE_DB in /var/lib/docker-enforcer, a volume. Folders are 0755: the loader refuses group- or
-# world-writable ones.
+# looked up relative to this directory; empty folders mean the packaged defaults. They stay root's, 0755:
+# the loader wants every folder above a rules file owned by root or the daemon's user and not writable by
+# group or others, and the daemon cannot change them. Detections go to STATE_DB in /var/lib/docker-enforcer
+# (a volume, the user's own, 0700); /var/lib/docker-enforcer-peers is the PEERS_DIR of deploy/compose.yaml
+# (a named volume mounted there starts out with this folder's owner and mode).
 WORKDIR /opt/docker_enforcer
-RUN mkdir -p rules whitelist_rules triggers /var/lib/docker-enforcer \
-    && chmod 0755 . rules whitelist_rules triggers /var/lib/docker-enforcer
+RUN mkdir -p rules whitelist_rules triggers /var/lib/docker-enforcer /var/lib/docker-enforcer-peers \
+    && chmod 0755 . rules whitelist_rules triggers /var/lib/docker-enforcer-peers \
+    && chmod 0700 /var/lib/docker-enforcer \
+    && chown enforcer:enforcer /var/lib/docker-enforcer /var/lib/docker-enforcer-peers
 VOLUME ["/var/lib/docker-enforcer"]
+USER 10001:10001
 
 EXPOSE 8888
 

@@ -304,7 +304,8 @@ class Settings:
         "NICE",
         None,
         _nice,
-        "the daemon's CPU priority, as `nice(1)`: -20 (served first) to 19; below 0 needs `CAP_SYS_NICE`",
+        "the daemon's CPU priority, as `nice(1)`: -20 (served first) to 19; below 0 needs "
+        "`CAP_SYS_NICE` or an `RLIMIT_NICE` of 20 - NICE (`--ulimit nice=30` for -10)",
     )
     # Empty, unlike the original's `docker-enforcer,docker_enforcer`: anyone who can use the socket picks a
     # container's name, and the daemon recognises its own container by id.

@@ -22,7 +22,8 @@ def set_niceness(nice: int) -> str | None:
     """Give every thread of this process the CPU priority `nice` (-20 first .. 19 last), as nice(1) does.
 
     Threads started later inherit it. Returns None on success, else why it was not applied (raising the
-    priority takes CAP_SYS_NICE); the process then keeps running at the priority it had.
+    priority takes CAP_SYS_NICE, or an RLIMIT_NICE of at least 20 - nice for a user without it); the
+    process then keeps running at the priority it had.
     """
     threads = [int(tid) for tid in os.listdir(TASKS)] if TASKS.is_dir() else [0]
     try:
@@ -42,9 +43,10 @@ def apply_niceness(nice: int | None) -> None:
         log.info("running at nice %d (NICE)", nice)
         return
     log.warning(
-        "NICE=%d not applied (%s): a higher priority needs CAP_SYS_NICE (compose: `cap_add: [SYS_NICE]`; "
-        "systemd: set Nice= in the unit instead); running at nice %d",
-        nice, problem, os.getpriority(os.PRIO_PROCESS, 0),
+        "NICE=%d not applied (%s): a higher priority needs an RLIMIT_NICE of %d (docker run: `--ulimit "
+        "nice=%d`; compose: `ulimits: {nice: %d}`) or CAP_SYS_NICE; systemd: set Nice= in the unit instead; "
+        "running at nice %d",
+        nice, problem, 20 - nice, 20 - nice, 20 - nice, os.getpriority(os.PRIO_PROCESS, 0),
     )  # fmt: skip
 
 

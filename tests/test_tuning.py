@@ -53,7 +53,7 @@ def test_a_refused_priority_is_logged_with_the_fix_and_the_daemon_goes_on(
     [record] = caplog.records
     assert record.levelno == logging.WARNING
     assert "NICE=-10 not applied (Operation not permitted)" in record.getMessage()
-    assert "CAP_SYS_NICE" in record.getMessage() and "cap_add" in record.getMessage()
+    assert "--ulimit nice=30" in record.getMessage() and "CAP_SYS_NICE" in record.getMessage()
 
 
 def test_without_nice_the_priority_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:

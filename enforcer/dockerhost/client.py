@@ -50,12 +50,27 @@ def _probe_unix_socket(url: str, timeout_s: float) -> None:
     docker-py leaves its socket unclosed when the connect fails (a ResourceWarning at garbage collection), so
     a missing or dead socket is found out here first, cleanly, with the reason in plain words.
     """
+    path = url[len("unix://") :]
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout_s)
-            sock.connect(url[len("unix://") :])
+            sock.connect(path)
+    except PermissionError as exc:
+        raise EngineUnavailable(f"connecting to {url}: {exc.strerror}; {_access_hint(path)}") from None
     except OSError as exc:
         raise EngineUnavailable(f"connecting to {url}: {exc.strerror or exc}") from None
+
+
+def _access_hint(path: str) -> str:
+    """What to change when the socket refuses us: the image runs as a user, not root."""
+    try:
+        gid = os.stat(path).st_gid
+    except OSError:
+        return f"uid {os.getuid()} may not use it"
+    return (
+        f"uid {os.getuid()} is not in the socket's group {gid}: run the container with `--group-add {gid}` "
+        "(`--group-add $(stat -c %g /var/run/docker.sock)`; compose: `group_add`)"
+    )
 
 
 _PLACEHOLDER_VERSION = "1.24"

@@ -24,6 +24,7 @@ rules = [
     {"name": "must have memory limit", "rule": lambda c: c.params["HostConfig"]["Memory"] == 0},
 ]
 """
+UID = 10001  # the image's user `enforcer`
 ENFORCER = "enforcer-under-test"  # not whitelisted by name: only its own-container detection protects it
 
 
@@ -53,14 +54,21 @@ def test_host_container_stops_violators_serves_metrics_and_spares_itself(
     run_container: RunContainer,
     rules_dir: Path,
     volumes: list[str],
+    tmp_path: Path,
 ) -> None:
     port = free_port()
     volumes.append("docker-enforcer-state")
-    # The hardened line of docs/deploy.md: read-only root, no capabilities, detections on a volume.
+    peers = tmp_path / "peers"  # the pair's PEERS_DIR: the container writes its own id there
+    peers.mkdir(mode=0o755)
+    os.chown(peers, UID, UID)
+    # The hardened line of docs/deploy.md: not root but in the socket's group, read-only root, no
+    # capabilities, detections on a volume.
     clean_engine.docker(
         "run", "--detach", "--name", ENFORCER,
         "--network", "host", "--env", f"LISTEN_ADDRESS=127.0.0.1:{port}",
+        "--group-add", str(clean_engine.socket.stat().st_gid),
         "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+        "--env", "PEERS_DIR=/peers", "--volume", f"{peers}:/peers",
         "--env", "MODE=KILL", "--env", "RUN_START_EVENTS=True",
         "--env", "CHECK_INTERVAL_S=1", "--env", "IMMEDIATE_PERIODICAL_START=True",
         "--health-interval", "1s", "--health-start-period", "20s",
@@ -114,6 +122,10 @@ def test_host_container_stops_violators_serves_metrics_and_spares_itself(
     assert names == {"/violator"}, names
     assert "never judged" in logs()
     assert "Traceback" not in logs()
+    # The daemon is the image's user, not root, and it wrote its container's id into PEERS_DIR.
+    assert clean_engine.docker("exec", ENFORCER, "id", "-u").stdout.strip() == str(UID)
+    own_id = clean_engine.docker("inspect", "--format", "{{.Id}}", ENFORCER).stdout.strip()
+    assert [p.name for p in peers.iterdir()] == [own_id]
 
     # The detections are on the volume, not in the (read-only) container.
     volume = json.loads(clean_engine.docker("volume", "inspect", "docker-enforcer-state").stdout)[0]
@@ -123,22 +135,38 @@ def test_host_container_stops_violators_serves_metrics_and_spares_itself(
 def test_the_originals_run_line_still_works(
     clean_engine: Engine, enforcer_image: str, rules_dir: Path, tmp_path: Path
 ) -> None:
-    """`--name docker_enforcer -v /rules_dir:/opt/docker_enforcer/rules -v /var/run:/var/run`, as in its README.
+    """`--name docker_enforcer -v /rules_dir:/opt/docker_enforcer/rules -v /var/run:/var/run`, as in its README,
+    plus `--group-add` with the socket's group: the image's user is not root.
 
     `--privileged` is left out (refused by this sandbox, not needed) and `-p 8888:8888` is replaced by host
     networking; /var/run is a folder holding a hard link to the engine's socket.
     """
     var_run = tmp_path / "var_run"
-    var_run.mkdir()
+    var_run.mkdir(mode=0o755)
+    var_run.chmod(0o755)
     os.link(clean_engine.socket, var_run / "docker.sock")
+    gid = clean_engine.socket.stat().st_gid
     port = free_port()
-    clean_engine.docker(
+    line = [
         "run", "-d", "--name", "docker_enforcer",
         "--network", "host", "-e", f"LISTEN_ADDRESS=127.0.0.1:{port}",
         "-v", f"{rules_dir}:/opt/docker_enforcer/rules",
         "-v", f"{var_run}:/var/run",
-        enforcer_image,
-    )  # fmt: skip
+    ]  # fmt: skip
+
+    # The original's line as it was: the socket refuses the image's user, and the log says what to add.
+    clean_engine.docker(*line, enforcer_image)
+
+    def refused() -> str | None:
+        logs = clean_engine.docker("logs", "docker_enforcer", check=False)
+        text = logs.stdout + logs.stderr
+        return text if "Permission denied" in text else None
+
+    log = wait_for("the engine's refusal in the log", refused, timeout=30)
+    assert f"uid {UID} is not in the socket's group {gid}: run the container with `--group-add {gid}`" in log
+    clean_engine.docker("rm", "--force", "docker_enforcer")
+
+    clean_engine.docker(*line, "--group-add", str(gid), enforcer_image)
     base = f"http://127.0.0.1:{port}"
     health = wait_for("/healthz to answer 200", lambda: _ok(http_get(base + "/healthz")), timeout=60)
     assert health.json()["mode"] == "WARN"  # the original's default
@@ -157,6 +185,7 @@ def test_image_serves_its_status_page(clean_engine: Engine, enforcer_image: str,
         "-e", f"LISTEN_ADDRESS=127.0.0.1:{port}",
         "-v", f"{rules_dir}:/opt/docker_enforcer/rules:ro",
         "-v", f"{clean_engine.socket}:/var/run/docker.sock",
+        "--group-add", str(clean_engine.socket.stat().st_gid),
         enforcer_image,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"

@@ -41,6 +41,9 @@ class Swarm:
         self.env = {
             "ENFORCER_IMAGE": image,
             "DOCKER_SOCKET_PATH": str(engine.socket),
+            "DOCKER_GID": str(
+                engine.socket.stat().st_gid
+            ),  # the task runs as uid 10001 in the socket's group
             "LISTEN_ADDRESS": f"127.0.0.1:{self.port}",
             "CHECK_INTERVAL_S": "2",
         }
@@ -137,6 +140,8 @@ def test_the_stack_enforces_on_its_node_and_rolls_out_new_rules(
     [task] = [t for t in swarm.tasks() if t["DesiredState"] == "Running"]
     assert task["CurrentState"].startswith(("Running", "Starting")) and not task["Error"], swarm.tasks()
     assert len(swarm.tasks()) == 1, swarm.tasks()
+    [container] = swarm.stack_containers()
+    assert clean_engine.docker("exec", container, "id", "-u").stdout.strip() == "10001"  # not root
 
     # A new rules file under a new config name: Swarm replaces the task, which enforces the new rule, and the
     # node's state volume keeps the detections of the old one.

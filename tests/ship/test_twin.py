@@ -88,9 +88,15 @@ def test_compose_gives_each_enforcer_its_own_mode_port_state_and_rules() -> None
         assert service_env(service)["PEERS_DIR"] == PEERS
         assert f"peers:{PEERS}" in service["volumes"]
     assert kill["depends_on"] == {"audit": {"condition": "service_healthy"}}  # the twin writes its id first
-    # The KILL instance races `docker run`: it may raise its priority (NICE), and nothing else.
-    assert (kill["cap_add"], service_env(kill)["NICE"]) == (["SYS_NICE"], "-10")
-    assert "cap_add" not in audit and "NICE" not in service_env(audit)
+    # Not root: the image's user with the socket's group added, and no capability at all.
+    for service in (kill, audit):
+        assert service["group_add"] == ["${DOCKER_GID:?set DOCKER_GID to the group id of the Docker socket}"]
+        assert "user" not in service and "cap_add" not in service
+        assert service["security_opt"] == ["no-new-privileges:true"]
+    # The KILL instance races `docker run`: it may raise its priority (NICE) as far as its RLIMIT_NICE lets a
+    # user without CAP_SYS_NICE (20 - 30 = -10), and nothing else.
+    assert (kill["ulimits"], service_env(kill)["NICE"]) == ({"nice": 30}, "-10")
+    assert "ulimits" not in audit and "NICE" not in service_env(audit)
     host_ports = [{port.split(":")[0] for port in s["ports"]} for s in (kill, audit)]
     assert host_ports == [{"8888"}, {"8889"}]
     states = [
