@@ -31,6 +31,7 @@ from enforcer.policy_in_force import PolicyInForce
 from enforcer.prevention import Prevention
 from enforcer.record.store import DetectionStore, StoreError
 from enforcer.report.app import create_app
+from enforcer.report.hosts import exposure_warning
 from enforcer.report.metrics import Metrics
 from enforcer.report.server import ApiServer
 from enforcer.retry import Backoff
@@ -105,6 +106,8 @@ class Daemon:
                 "set LISTEN_ADDRESS to a free HOST:PORT"
             ) from None
         log.info("status API on http://%s:%d/", s.listen_address[0], self.api.port)
+        if exposed := exposure_warning(s.listen_address, s.api_token):
+            log.warning("%s", exposed)
         self.host = self._wait_for_engine()
         if self.host is None:
             return self._shutdown()

@@ -84,6 +84,24 @@ def host_name(header: str) -> str | None:
     return None if _is_ip(name, 4) else name
 
 
+def exposure_warning(listen_address: tuple[str, int], token: str | None) -> str | None:
+    """What to log at start when the API listens beyond loopback without a token, else None."""
+    host, port = listen_address
+    if token is not None or host == "localhost" or _is_loopback(host):
+        return None
+    return (
+        f"the status API listens on {host}:{port} without API_TOKEN: anyone who can reach that port reads the "
+        f"detections, rules and settings; set API_TOKEN, or LISTEN_ADDRESS=127.0.0.1:{port}"
+    )
+
+
+def _is_loopback(text: str) -> bool:
+    try:
+        return ipaddress.ip_address(text).is_loopback
+    except ValueError:
+        return False
+
+
 def normal(name: str) -> str:
     return name.strip().lower().rstrip(".")
 

@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from report_support import HOST
 
-from enforcer.report.hosts import host_name
+from enforcer.report.hosts import exposure_warning, host_name
 from enforcer.status import Health
 
 MakeApp = Callable[..., Flask]
@@ -141,3 +141,27 @@ def test_a_refused_name_is_logged_once(make_app: MakeApp, caplog: pytest.LogCapt
 )
 def test_host_name_of_a_header(header: str, name: str | None) -> None:
     assert host_name(header) == name
+
+
+@pytest.mark.parametrize(
+    ("listen", "token", "warned"),
+    [
+        (("0.0.0.0", 8888), None, True),
+        (("::", 8888), None, True),
+        (("192.168.1.5", 8888), None, True),
+        (("enforcer.example.com", 8888), None, True),
+        (("0.0.0.0", 8888), "s3cret", False),
+        (("127.0.0.1", 8888), None, False),
+        (("127.0.0.2", 8888), None, False),
+        (("::1", 8888), None, False),
+        (("localhost", 8888), None, False),
+    ],
+)
+def test_start_warns_of_an_api_beyond_loopback_without_a_token(
+    listen: tuple[str, int], token: str | None, warned: bool
+) -> None:
+    warning = exposure_warning(listen, token)
+    assert (warning is not None) == warned
+    if warning:
+        assert "API_TOKEN" in warning and "LISTEN_ADDRESS=127.0.0.1:8888" in warning
+        assert token is None or token not in warning

@@ -171,9 +171,14 @@ class Reply:
         return json.loads(self.body)
 
 
-def http_get(url: str, accept: str | None = None, timeout: float = 5) -> Reply | None:
-    """GET `url`; None while nothing answers (connection refused, reset, timeout)."""
-    request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
+def http_get(
+    url: str, accept: str | None = None, timeout: float = 5, token: str | None = None
+) -> Reply | None:
+    """GET `url` (with the API token when given); None while nothing answers (refused, reset, timeout)."""
+    headers = {"Accept": accept} if accept else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return Reply(response.status, response.read().decode())
@@ -225,6 +230,24 @@ def load_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text())
 
 
+_VARIABLE = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}")
+
+
+def interpolate(value: str, variables: Mapping[str, str]) -> str:
+    """`${VAR}`, `${VAR:-default}` and `${VAR:?error}` expanded as compose and `docker stack deploy` do
+    (an empty variable counts as unset); ValueError with the error text for a missing required one."""
+
+    def expand(match: re.Match[str]) -> str:
+        name, kind, word = match.groups()
+        if variables.get(name):
+            return variables[name]
+        if kind == "?":
+            raise ValueError(f"{name}: {word}")
+        return word or ""
+
+    return _VARIABLE.sub(expand, value)
+
+
 def read_env_file(path: Path) -> dict[str, str]:
     """`OPTION=value` lines as systemd's EnvironmentFile and compose's env_file read them (no quotes)."""
     env = {}
@@ -248,6 +271,7 @@ class Daemon:
     log_path: Path
     port: int
     _log: IO[bytes] = field(repr=False)
+    token: str | None = field(default=None, repr=False)  # API_TOKEN, sent with every request
 
     @property
     def url(self) -> str:
@@ -257,7 +281,7 @@ class Daemon:
         return self.log_path.read_text(errors="replace")
 
     def get(self, path: str) -> Reply | None:
-        return http_get(self.url + path)
+        return http_get(self.url + path, token=self.token)
 
     def detections(self) -> list[dict[str, Any]]:
         reply = self.get("/?show_all_violated_rules=1")
@@ -297,4 +321,4 @@ def start_daemon(name: str, env: Mapping[str, str], cwd: Path) -> Daemon:
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
     )
-    return Daemon(name, process, log_path, port, log)
+    return Daemon(name, process, log_path, port, log, env.get("API_TOKEN"))

@@ -10,6 +10,7 @@ stack, swarm, bridge and volume. Images are not pulled (no registry): the node h
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import subprocess
 import time
@@ -17,7 +18,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ship_support import DEPLOY, Reply, cli_env, file_lock, free_port, http_get, require, stopped, wait_for
+from ship_support import (
+    DEPLOY,
+    Reply,
+    cli_env,
+    file_lock,
+    free_port,
+    http_get,
+    interpolate,
+    load_yaml,
+    require,
+    stopped,
+    wait_for,
+)
 from support.engine import Engine, RunContainer
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -46,6 +59,7 @@ class Swarm:
             ),  # the task runs as uid 10001 in the socket's group
             "LISTEN_ADDRESS": f"127.0.0.1:{self.port}",
             "CHECK_INTERVAL_S": "2",
+            "API_TOKEN": secrets.token_hex(16),
         }
 
     @property
@@ -106,15 +120,24 @@ def swarm(clean_engine: Engine, enforcer_image: str, tmp_path: Path) -> Iterator
 
 
 def rules_text(swarm: Swarm) -> str | None:
-    reply = http_get(swarm.url + "/rules")
+    reply = http_get(swarm.url + "/rules", token=swarm.env["API_TOKEN"])
     return json.loads(reply.body) if reply is not None and reply.status == 200 else None
 
 
 def detected(swarm: Swarm, name: str) -> dict[str, object] | None:
-    reply = http_get(swarm.url + "/")
+    reply = http_get(swarm.url + "/", token=swarm.env["API_TOKEN"])
     if reply is None or reply.status != 200:
         return None
     return next((d for d in reply.json()["detections"] if d["name"] == f"/{name}"), None)
+
+
+def test_the_stack_cannot_be_deployed_without_an_api_token() -> None:
+    """Its API listens on every node's network: `docker stack deploy` refuses to run without API_TOKEN."""
+    environment = load_yaml(DEPLOY / "stack.yml")["services"]["enforcer"]["environment"]
+    with pytest.raises(ValueError, match="API_TOKEN: set API_TOKEN for docker stack deploy"):
+        interpolate(environment["API_TOKEN"], {})
+    assert interpolate(environment["API_TOKEN"], {"API_TOKEN": "t0ken"}) == "t0ken"
+    assert interpolate(environment["ALLOWED_HOSTS"], {}) == ""
 
 
 def test_the_stack_enforces_on_its_node_and_rolls_out_new_rules(
@@ -125,6 +148,8 @@ def test_the_stack_enforces_on_its_node_and_rolls_out_new_rules(
         "the enforcer task's /healthz", lambda: _ok(http_get(swarm.url + "/healthz")), timeout=90
     )
     assert health.json()["mode"] == "KILL"
+    refused = http_get(swarm.url + "/")
+    assert refused is not None and refused.status == 401  # the token given to `docker stack deploy`
     assert rules_text(swarm) == (DEPLOY / "rules.py").read_text()  # the Swarm config, mounted
 
     fake_socket = tmp_path / "docker.sock"

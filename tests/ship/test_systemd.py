@@ -107,7 +107,15 @@ def test_the_audit_unit_is_warn_whatever_its_environment_file_says() -> None:
     audit = {k: v for _, k, v in directives(UNITS / "docker-enforcer-audit.service")}
     for key in ("WorkingDirectory", "StateDirectory", "EnvironmentFile", "SyslogIdentifier"):
         assert main[key] != audit[key], key
-    assert "LISTEN_ADDRESS=0.0.0.0:8889" in audit["Environment"]
+    assert "LISTEN_ADDRESS=127.0.0.1:8889" in audit["Environment"]
+
+
+@pytest.mark.parametrize("name", UNIT_NAMES)
+def test_units_serve_the_api_on_loopback_unless_the_environment_file_says_otherwise(name: str) -> None:
+    assigned = [item for value in values(UNITS / name, "Environment") for item in shlex.split(value)]
+    listen = [item.partition("=")[2] for item in assigned if item.startswith("LISTEN_ADDRESS=")]
+    assert listen and listen[-1].startswith("127.0.0.1:"), listen
+    assert "LISTEN_ADDRESS" not in read_env_file(UNITS / "environment.conf.example")
 
 
 def test_the_environment_file_example_is_read_by_the_enforcer(tmp_path: Path) -> None:

@@ -1,12 +1,14 @@
 """The KILL + WARN pair of deploy/compose.yaml, run as two processes against the isolated engine.
 
 Each process gets what compose gives its container: the service's env_file and environment, and a working
-directory laid out as the container's /opt/docker_enforcer from the service's folder mounts. Only the
-socket and the listening address are this engine's and a free port.
+directory laid out as the container's /opt/docker_enforcer from the service's folder mounts, with the
+variables compose would take from deploy/.env (API_TOKEN). Only the socket and the listening address are this
+engine's and a free port.
 """
 
 from __future__ import annotations
 
+import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,7 @@ from ship_support import (
     Daemon,
     free_port,
     http_get,
+    interpolate,
     load_yaml,
     metric,
     read_env_file,
@@ -32,6 +35,7 @@ WORKDIR = "/opt/docker_enforcer"
 PEERS = "/var/lib/docker-enforcer-peers"
 CANDIDATE_RULES = {"memory limited", "PIDs limited"}
 SOCKET_RULE = "no Docker or containerd socket"
+TOKEN = secrets.token_hex(16)
 
 
 def compose() -> dict[str, Any]:
@@ -39,8 +43,10 @@ def compose() -> dict[str, Any]:
     return data
 
 
-def service_env(service: dict[str, Any]) -> dict[str, str]:
-    """env_file(s) first, then `environment`, which wins (as compose does)."""
+def service_env(service: dict[str, Any], variables: dict[str, str] | None = None) -> dict[str, str]:
+    """env_file(s) first, then `environment` (its ${...} expanded from `variables`), which wins, as compose
+    does; `variables` default to the deploy/.env a user writes."""
+    variables = {"API_TOKEN": TOKEN} if variables is None else variables
     env: dict[str, str] = {}
     files = service.get("env_file") or []
     for name in [files] if isinstance(files, str) else files:
@@ -48,7 +54,7 @@ def service_env(service: dict[str, Any]) -> dict[str, str]:
     environment = service.get("environment") or {}
     if isinstance(environment, list):
         environment = dict(item.split("=", 1) for item in environment)
-    env.update({key: str(value) for key, value in environment.items()})
+    env.update({key: interpolate(str(value), variables) for key, value in environment.items()})
     return env
 
 
@@ -109,6 +115,18 @@ def test_compose_gives_each_enforcer_its_own_mode_port_state_and_rules() -> None
     assert rules == [DEPLOY / "stable-rules", DEPLOY / "candidate-rules"]
 
 
+def test_compose_publishes_the_apis_only_with_a_token_from_outside_the_repository() -> None:
+    for service in compose()["services"].values():
+        assert all(not port.startswith("127.0.0.1:") for port in service["ports"])  # reachable: token needed
+        with pytest.raises(ValueError, match=r"API_TOKEN: put API_TOKEN=.* in deploy/\.env"):
+            service_env(service, variables={})
+        env = service_env(service, variables={"API_TOKEN": TOKEN})
+        assert env["API_TOKEN"] == TOKEN and env["ALLOWED_HOSTS"] == ""
+        names = {"API_TOKEN": TOKEN, "ALLOWED_HOSTS": "host-a.example.com"}
+        assert service_env(service, variables=names)["ALLOWED_HOSTS"] == "host-a.example.com"
+    assert "deploy/.env" in (DEPLOY.parent / ".gitignore").read_text().split()
+
+
 @pytest.fixture
 def twins(clean_engine: Engine, tmp_path: Path) -> Iterator[tuple[Daemon, Daemon]]:
     tmp_path.chmod(0o755)
@@ -161,6 +179,9 @@ def test_the_twin_records_candidate_violators_and_the_kill_instance_stops_stable
     assert {d["mode"] for d in twin.detections()} == {"WARN"}
     assert metric(_metrics(twin), "docker_enforcer_actions_total", action="kill") == 0
     assert "Traceback" not in kill.log() + twin.log()
+    for daemon in (kill, twin):
+        refused = http_get(daemon.url + "/")  # without the token of deploy/.env
+        assert refused is not None and refused.status == 401
 
 
 def test_the_kill_instance_spares_the_twin_by_its_id_and_judges_a_container_named_like_it(
@@ -202,7 +223,7 @@ def test_the_kill_instance_spares_the_twin_by_its_id_and_judges_a_container_name
 
 
 def _metrics(daemon: Daemon) -> str:
-    reply = http_get(daemon.url + "/metrics")
+    reply = daemon.get("/metrics")
     assert reply is not None and reply.status == 200
     return reply.body
 
