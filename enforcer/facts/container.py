@@ -1,7 +1,8 @@
 """The object a rule receives: one container's facts, read-only.
 
 Compatible with the original's `Container`: `cid`, `params`, `metrics`, `position`, `check_source`,
-`owner`, and `str(c)` is the container's name as Docker gives it (`/name`). `metrics` and `position` may be
+`owner`, and `str(c)` is the container's name as Docker gives it (`/name`). Added: `cpu_percent`,
+`memory_bytes`, `memory_percent` and `uptime_s` (see facts/usage.py), for rules held over time. `metrics` and `position` may be
 given as callables: they are then fetched on first use only, so a check whose rules never read metrics does
 not wait a second for `docker stats`.
 """
@@ -9,15 +10,15 @@ not wait a second for `docker stats`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
+from enforcer.facts import usage
+from enforcer.facts.usage import FactUnavailable
 from enforcer.facts.views import EMPTY, CaseInsensitiveMap, wrap
 
 UNKNOWN_OWNER = "[unknown]"
-
-
-class FactUnavailable(LookupError):
-    """A fact that cannot be known at this point (metrics before a container starts, for example)."""
+__all__ = ["Container", "FactUnavailable", "container_name", "configured_image", "owner_of"]
 
 
 Lazy = Callable[[], Any]
@@ -26,7 +27,10 @@ Lazy = Callable[[], Any]
 class Container:
     """One container's facts as rules see them."""
 
-    __slots__ = ("cid", "check_source", "owner", "image", "_params", "_metrics", "_position")
+    __slots__ = (
+        *("cid", "check_source", "owner", "image", "_params", "_metrics", "_position"),
+        *("_cpu_percent", "_checked_at"),
+    )
 
     def __init__(
         self,
@@ -39,7 +43,11 @@ class Container:
         owner: str | None = None,
         owner_labels: Sequence[str] = (),
         image: str | None = None,
+        cpu_percent: float | None = None,
+        checked_at: datetime | None = None,
     ) -> None:
+        """`cpu_percent`: measured since the previous sample (CpuHistory); None: from the stats alone.
+        `checked_at`: the time `uptime_s` is counted to (the current time when None)."""
         self.cid = cid
         self.check_source = check_source
         self._params: CaseInsensitiveMap = wrap(params)
@@ -47,6 +55,8 @@ class Container:
         self._metrics = metrics if callable(metrics) else wrap(metrics)
         self._position = position
         self.image = image if image is not None else configured_image(self._params)
+        self._cpu_percent = cpu_percent
+        self._checked_at = checked_at
 
     @property
     def params(self) -> CaseInsensitiveMap:
@@ -66,6 +76,36 @@ class Container:
         if callable(self._position):
             self._position = int(self._position())
         return int(self._position)
+
+    @property
+    def uptime_s(self) -> float:
+        """Seconds since the container last started."""
+        return usage.uptime_s(self._params, self._checked_at or usage.now())
+
+    @property
+    def cpu_percent(self) -> float:
+        """CPU use in percent of one CPU as `docker stats` shows it (two busy cores read 200): since the
+        previous sample of this container, or since it started."""
+        if self._cpu_percent is not None:
+            return self._cpu_percent
+        stats = self._usage_stats()
+        return usage.cpu_percent(stats, None, self.uptime_s)
+
+    @property
+    def memory_bytes(self) -> int:
+        """Memory in use without the page cache, as `docker stats` shows it."""
+        return usage.memory_bytes(self._usage_stats())
+
+    @property
+    def memory_percent(self) -> float:
+        """`memory_bytes` in percent of the container's memory limit, or of the host's memory."""
+        return usage.memory_percent(self._usage_stats())
+
+    def _usage_stats(self) -> CaseInsensitiveMap:
+        stats = self.metrics
+        if not stats.get("cpu_stats") and not stats.get("memory_stats"):
+            raise FactUnavailable("no stats for this container (not running, or DISABLE_METRICS)")
+        return stats
 
     @property
     def name(self) -> str:

@@ -12,11 +12,14 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from enforcer.dockerhost.client import DockerHost, Json
 from enforcer.dockerhost.errors import ContainerGone, EngineError
+from enforcer.facts import usage
 from enforcer.facts.container import Container, FactUnavailable
+from enforcer.facts.usage import CpuHistory
 
 log = logging.getLogger(__name__)
 MAX_FANOUT = 100
@@ -78,6 +81,7 @@ class FactGatherer:
         self._lock = threading.Lock()
         self._params: dict[str, Json] = {}
         self._image_tags: dict[str, str] = {}
+        self.cpu = CpuHistory()  # the previous stats sample of each running container, for cpu_percent
         self._pool = ThreadPoolExecutor(max_workers=MAX_FANOUT, thread_name_prefix="facts")
 
     def close(self) -> None:
@@ -116,6 +120,7 @@ class FactGatherer:
         with self._lock:
             for cid in [cid for cid in self._params if cid not in keep]:
                 del self._params[cid]
+        self.cpu.keep_only(keep)
 
     def cached_count(self) -> int:
         with self._lock:
@@ -206,6 +211,7 @@ class FactGatherer:
 
         fetched = [f for f in self._map(fetch, summaries) if f is not None]
         fetched.sort(key=lambda pm: start_key(pm[0]))
+        now = usage.now()
         return [
             Container(
                 params["Id"],
@@ -215,9 +221,23 @@ class FactGatherer:
                 check_source=source,
                 owner_labels=self.options.owner_labels,
                 image=self.image_name(params),
+                cpu_percent=self.cpu_since_last(params, metrics, now),
+                checked_at=now,
             )
             for index, (params, metrics) in enumerate(fetched)
         ]
+
+    def cpu_since_last(self, params: Json, metrics: Json, now: datetime) -> float | None:
+        """CPU % since this container's previous sample (or its start); None without stats."""
+        if not metrics.get("cpu_stats"):
+            return None
+        started = str((params.get("State") or {}).get("StartedAt") or "")
+        previous = self.cpu.swap(str(params.get("Id", "")), started, metrics)
+        try:
+            uptime = usage.uptime_s(params, now)
+        except FactUnavailable:
+            uptime = None
+        return usage.cpu_percent(metrics, previous, uptime)
 
     def all_created(self, source: str) -> list[Container]:
         """Facts of every container created and never started: params only, as at its create event."""
