@@ -36,9 +36,10 @@ from enforcer.judge.exceptions import ending_soon
 from enforcer.judge.judge import JudgeOptions
 from enforcer.judge.loader import RulesFileError
 from enforcer.judge.policy import Policy, load_policy
-from enforcer.judge.rules import Rule
+from enforcer.judge.rules import Remedy, Rule
 from enforcer.judge.verdict import Verdict
 from enforcer.settings import IGNORED_VARIABLES, Mode, Settings, SettingsError
+from enforcer.units import text_duration
 
 log = logging.getLogger("enforcer.cli")
 
@@ -174,7 +175,9 @@ def run_daemon(settings: Settings, policy: Policy) -> int:
 def run_check(policy: Policy, settings: Settings) -> int:
     print(f"rules ({len(policy.rules)}) from {policy.sources['rules'].path}:")
     for rule in policy.rules:
-        extra = f" [{rule.severity}, {mode_and_origin(rule, settings.mode)}]"
+        extra = (
+            f" [{', '.join([str(rule.severity), mode_and_origin(rule, settings.mode), *over_time(rule)])}]"
+        )
         labels = [str(rule.meta["id"])] if "id" in rule.meta else []
         labels += [f"CIS {rule.meta['cis']}"] if rule.meta.get("cis") else []
         ident = f" ({', '.join(labels)})" if labels else ""
@@ -226,6 +229,16 @@ def run_tests(cases_path: Path, settings: Settings, policy: Policy) -> int:
     failed = sum(not result.passed for result in results)
     print(f"{len(results) - failed} passed, {failed} failed")
     return EXIT_VIOLATIONS if failed else EXIT_OK
+
+
+def over_time(rule: Rule) -> list[str]:
+    """How a rule is held over time and what it does, for `check`: ["for 10m", "grace 1h", "action pause"]."""
+    out = [f"{key} {text_duration(s)}" for key, s in (("for", rule.for_s), ("grace", rule.grace_s)) if s]
+    if rule.action is not Remedy.KILL or rule.timed:
+        out.append(f"action {rule.action}")
+    if rule.limits is not None:
+        out.append("limits " + ", ".join(f"{k} {v:g}" for k, v in rule.limits.summary().items()))
+    return out
 
 
 def mode_and_origin(rule: Rule, instance_mode: Mode) -> str:

@@ -147,7 +147,7 @@ class Pipeline:
         return self.in_force.get()
 
     def judge(self, container: Container, policy: Policy) -> Verdict:
-        verdict = judge(container, policy.rules, policy.whitelist, self.options)
+        verdict = judge(container, policy.instant_rules, policy.whitelist, self.options)
         self.errors.note(verdict, policy.version)
         return verdict
 

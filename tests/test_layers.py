@@ -32,7 +32,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("judge", "library", "record"),
     ("facts",),
     ("dockerhost",),  # the only code that imports `docker`
-    ("settings", "retry", "logs", "tuning", "systemd_notify", "enforcer"),
+    ("settings", "retry", "logs", "tuning", "systemd_notify", "units", "enforcer"),
 )
 
 # Parts that never do engine I/O, whatever their layer allows: rules stay testable with plain dicts.
@@ -45,6 +45,7 @@ PURE = (
     "status",
     "policy_in_force",
     "settings",
+    "units",
     "pending",
     "error_log",
 )

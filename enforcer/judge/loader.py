@@ -22,15 +22,17 @@ from typing import Any, TypeVar
 
 from enforcer.judge import trust
 from enforcer.judge.exceptions import ExceptionError, RuleException, parse_exceptions
-from enforcer.judge.rules import Loaded, Rule, Severity, Trigger, WhitelistRule
+from enforcer.judge.rules import Limits, Loaded, Remedy, Rule, Severity, Trigger, WhitelistRule
 from enforcer.judge.user_imports import FolderGuard
 from enforcer.settings import Mode
+from enforcer.units import duration_s, size_bytes
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 DEFAULTS_DIR = Path(__file__).resolve().parent.parent / "defaults"
-RULE_KEYS = {"name", "rule", "description", "severity", "mode", "prevent"}
+RULE_KEYS = {"name", "rule", "description", "severity", "mode", "prevent", "for", "grace", "action", "limits"}
+LIMIT_KEYS = {"memory", "cpus", "pids"}
 LIBRARY_KEYS = {"id", "cis", "tags", "remediation"}
 
 
@@ -168,7 +170,8 @@ def parse_rules(path: Path, items: Iterable[Any]) -> tuple[Rule, ...]:
                 f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
                 f"accepted: {', '.join(sorted(RULE_KEYS | LIBRARY_KEYS))}"
             )
-        return Rule(
+        action = _remedy(where, item.get("action"))
+        rule = Rule(
             name=name,
             check=_callable(where, item, "rule", "container"),
             description=_text(where, item, "description"),
@@ -176,7 +179,17 @@ def parse_rules(path: Path, items: Iterable[Any]) -> tuple[Rule, ...]:
             mode=_mode(where, item.get("mode")),
             prevent=_flag(where, item, "prevent"),
             meta={key: item[key] for key in LIBRARY_KEYS if key in item},
+            for_s=_duration(where, item, "for"),
+            grace_s=_duration(where, item, "grace"),
+            action=action,
+            limits=_limits(where, item.get("limits"), action),
         )
+        if rule.prevent and rule.timed:
+            raise RulesFileError(
+                f"{where}: 'prevent' acts at create time, before any sample: it cannot be held 'for' a "
+                "time or wait a 'grace'; use one or the other"
+            )
+        return rule
 
     return _every(items, one)
 
@@ -266,14 +279,67 @@ def _flag(where: str, item: dict[str, Any], key: str) -> bool:
     return value
 
 
-def _severity(where: str, value: Any) -> Severity:
+E = TypeVar("E", Severity, Remedy)
+
+
+def _choice(where: str, key: str, value: Any, kind: type[E], default: E) -> E:
+    """One of an enum's values, in any case; `default` when not given."""
     if value is None:
-        return Severity.MEDIUM
+        return default
     try:
-        return Severity(str(value).lower())
+        return kind(str(value).lower())
     except ValueError:
-        accepted = ", ".join(s.value for s in Severity)
-        raise RulesFileError(f"{where}: severity {value!r} is not one of {accepted}") from None
+        accepted = ", ".join(choice.value for choice in kind)
+        raise RulesFileError(f"{where}: {key} {value!r} is not one of {accepted}") from None
+
+
+def _severity(where: str, value: Any) -> Severity:
+    return _choice(where, "severity", value, Severity, Severity.MEDIUM)
+
+
+def _duration(where: str, item: dict[str, Any], key: str) -> float:
+    if item.get(key) is None:
+        return 0.0
+    try:
+        return duration_s(item[key])
+    except ValueError as exc:
+        raise RulesFileError(f"{where}: '{key}' {exc}") from None
+
+
+def _remedy(where: str, value: Any) -> Remedy:
+    return _choice(where, "action", value, Remedy, Remedy.KILL)
+
+
+def _limits(where: str, value: Any, action: Remedy) -> Limits | None:
+    """The "limits" of a rule whose action is "limit" (required there, refused elsewhere)."""
+    if value is None:
+        if action is Remedy.LIMIT:
+            raise RulesFileError(
+                f'{where}: "action": "limit" needs "limits", such as '
+                '{"memory": "2g", "cpus": 1.5, "pids": 512}'
+            )
+        return None
+    if action is not Remedy.LIMIT:
+        raise RulesFileError(f'{where}: \'limits\' is used only with "action": "limit"')
+    if not isinstance(value, dict) or not value:
+        raise RulesFileError(f"{where}: 'limits' must be a dict with one or more of memory, cpus, pids")
+    unknown = set(value) - LIMIT_KEYS
+    if unknown:
+        raise RulesFileError(
+            f"{where}: unknown limit(s) {', '.join(sorted(map(str, unknown)))}; accepted: cpus, memory, pids"
+        )
+    try:
+        memory = None if value.get("memory") is None else size_bytes(value["memory"])
+    except ValueError as exc:
+        raise RulesFileError(f"{where}: limits 'memory' {exc}") from None
+    cpus, pids = value.get("cpus"), value.get("pids")
+    if cpus is not None and (isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or not cpus > 0):
+        raise RulesFileError(f"{where}: limits 'cpus' {cpus!r} must be a number of CPUs above 0, such as 1.5")
+    if pids is not None and (isinstance(pids, bool) or not isinstance(pids, int) or pids < 1):
+        raise RulesFileError(f"{where}: limits 'pids' {pids!r} must be a whole number of at least 1")
+    if memory is not None and memory < 6 * 1024 * 1024:
+        raise RulesFileError(f"{where}: limits 'memory' must be at least 6m (the engine's minimum)")
+    return Limits(memory, None if cpus is None else int(cpus * 1e9), pids)
 
 
 def _mode(where: str, value: Any) -> Mode | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from enforcer.judge.loader import load_rules, load_triggers, load_whitelist_rules, resolve
@@ -29,6 +30,16 @@ class Policy:
         for kind in sorted(self.sources):
             digest.update(self.sources[kind].sha256.encode())
         return digest.hexdigest()
+
+    @cached_property
+    def instant_rules(self) -> tuple[Rule, ...]:
+        """Rules judged at once, on every check (events, sweeps, create)."""
+        return tuple(rule for rule in self.rules if not rule.timed)
+
+    @cached_property
+    def timed_rules(self) -> tuple[Rule, ...]:
+        """Rules held over time ("for", "grace"): judged only by the sampler (enforcer/sources/samples.py)."""
+        return tuple(rule for rule in self.rules if rule.timed)
 
     def paths(self) -> dict[str, str]:
         return {kind: loaded.path for kind, loaded in self.sources.items()}
