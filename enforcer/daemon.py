@@ -1,7 +1,7 @@
 """`docker-enforcer run`: wires the parts and owns the stop flag, the threads, the scheduler and the API.
 
 events: create ───────────> prevention ─┐
-events: start, update, rename ──────────┼─> pipeline: facts -> judge -> act -> record ─> triggers (own pool)
+events: start, update, rename ──────────┼─> pipeline: facts -> judge -> act -> record ─> triggers (a lane each)
 sweeps ─────────────────────────────────┘                                             └─> status API, /metrics
 """
 
@@ -74,7 +74,8 @@ class Daemon:
         )
         self.scheduler = BackgroundScheduler(timezone="UTC")
         self.triggers = TriggerRunner(
-            on_error=lambda name: self.metrics.trigger_errors.labels(trigger=name).inc()
+            on_error=lambda name: self.metrics.trigger_errors.labels(trigger=name).inc(),
+            on_drop=lambda name: self.metrics.trigger_dropped.labels(trigger=name).inc(),
         )
         self.host: DockerHost | None = None
         self.watcher: EventWatcher | None = None

@@ -189,14 +189,14 @@ def test_trigger_errors_never_show_a_secret_in_any_form(place: str, caplog: pyte
     c = secret_container(place, value)
     triggers = [Trigger(name, raising(PLACES[place][1], quoting)) for name, quoting in QUOTINGS.items()]
     errors: list[str] = []
-    runner = TriggerRunner(on_error=errors.append, workers=1)
+    runner = TriggerRunner(on_error=errors.append)
     with caplog.at_level(logging.ERROR, logger="enforcer.act.triggers"):
         runner.submit(triggers, Verdict(c, (Rule("r", lambda c: True),)))
         deadline = time.monotonic() + 10
         while len(errors) < len(QUOTINGS) and time.monotonic() < deadline:
             time.sleep(0.01)
         runner.close(wait=True)
-    assert errors == list(QUOTINGS)
+    assert sorted(errors) == sorted(QUOTINGS)  # each trigger in its own lane: any order
     failures = [r.getMessage() for r in caplog.records if " failed for plain: " in r.getMessage()]
     assert len(failures) == len(QUOTINGS)
     for message in failures:

@@ -50,7 +50,16 @@ class Metrics:
             registry=r,
         )
         self.trigger_errors = Counter(
-            PREFIX + "trigger_errors", "Triggers that raised or timed out.", ["trigger"], registry=r
+            PREFIX + "trigger_errors",
+            "Trigger calls that raised, or notifications given up after their retries.",
+            ["trigger"],
+            registry=r,
+        )
+        self.trigger_dropped = Counter(
+            PREFIX + "trigger_dropped",
+            "Trigger calls dropped, oldest first, from a trigger's full queue (the trigger is slow or hangs).",
+            ["trigger"],
+            registry=r,
         )
         self.checks = Counter(PREFIX + "checks", "Container checks by source.", ["source"], registry=r)
         self.sweep_duration = Histogram(

@@ -26,6 +26,20 @@ SLOW_AND_BROKEN_TRIGGERS = """
     """
 
 
+HUNG_AND_RECORDING_TRIGGERS = """
+    import threading
+
+    never = threading.Event()
+
+    def record(verdict):
+        with open({path!r}, "a") as f:
+            f.write(verdict.subject.name + "\\n")
+
+    triggers = [{{"name": f"hangs-{{n}}", "trigger": lambda verdict: never.wait()}} for n in range(4)]
+    triggers.append({{"name": "records", "trigger": record}})
+    """
+
+
 def engine_errors(enforcer: Enforcer) -> list[str]:
     """The ERROR lines about the engine being unreachable."""
     return [
@@ -39,7 +53,7 @@ def test_raising_and_slow_triggers_leave_kills_unaffected(
     daemon: DaemonFactory, containers: Containers
 ) -> None:
     enforcer = daemon(triggers=SLOW_AND_BROKEN_TRIGGERS)
-    # Six violators one after another: the four trigger workers are all asleep after the fourth.
+    # Six violators one after another: the sleeping trigger falls behind, the raising one goes on.
     for n in range(6):
         bad = containers.run(f"bad-{n}")
         assert containers.wait_stopped(bad, KILL_WITHIN_S), f"bad-{n}"
@@ -52,6 +66,23 @@ def test_raising_and_slow_triggers_leave_kills_unaffected(
     started = time.monotonic()
     assert enforcer.stop(timeout=8) == 0  # with triggers still asleep
     assert time.monotonic() - started < 5
+
+
+def test_hung_triggers_delay_no_other_trigger(
+    daemon: DaemonFactory, containers: Containers, tmp_path: Path
+) -> None:
+    # Four triggers that never return once took every shared worker: no trigger ran again after them.
+    recorded = tmp_path / "recorded.txt"
+    enforcer = daemon(triggers=HUNG_AND_RECORDING_TRIGGERS.format(path=str(recorded)))
+    started = time.monotonic()
+    for n in range(8):
+        containers.run(f"bad-{n}")
+    names = {f"bad-{n}" for n in range(8)}
+    got = wait_until(lambda: recorded.exists() and set(recorded.read_text().split()) == names, 10)
+    assert got, (recorded.read_text() if recorded.exists() else "nothing recorded") + enforcer.tail()
+    assert time.monotonic() - started < 8  # the 8th record once came ~20 s after, behind one 10 s trigger
+    assert enforcer.alive()
+    assert enforcer.stop(timeout=8) == 0
 
 
 def test_engine_restart_under_the_daemon(
