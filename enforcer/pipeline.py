@@ -110,27 +110,29 @@ class Pipeline:
 
     # -- entry points ----------------------------------------------------------------------------------
     def check(
-        self, cid: str, source: str, event_time: float | None = None, fresh: bool = False
+        self, cid: str, source: Source, event_time: float | None = None, fresh: bool = False
     ) -> Verdict | None:
         """Check one container by id (start, update and rename events). None when it vanished."""
         with self.locks.hold(cid):
             policy = self.policy()
             kept = self.pending.take(cid, policy.version)
-            if kept.acted and source == "event" and not fresh:
+            if kept.acted and source == Source.EVENT and not fresh:
                 return kept.verdict  # the create check found it started and stopped it already
             verdict = kept.verdict
             try:
                 if verdict is None:
-                    container = self.gatherer.one(cid, source, fresh=fresh)
+                    container = self.gatherer.one(cid, str(source), fresh=fresh)
                     verdict = self.judge(container, policy)
-                at_start = source == "event" and not fresh  # update and rename checks ask for fresh facts
+                at_start = (
+                    source == Source.EVENT and not fresh
+                )  # update and rename checks ask for fresh facts
                 left_for_start = kept.left_for_start if at_start else None
                 return self.conclude(verdict, policy, source, event_time, left_for_start)
             except ContainerGone:
                 log.debug("container %s vanished before it could be checked", cid[:12])
                 return None
 
-    def check_container(self, container: Container, source: str) -> Verdict:
+    def check_container(self, container: Container, source: Source) -> Verdict:
         """Check a container whose facts were gathered already (sweeps)."""
         with self.locks.hold(container.cid):
             policy = self.policy()
@@ -159,7 +161,7 @@ class Pipeline:
         self,
         verdict: Verdict,
         policy: Policy,
-        source: str,
+        source: Source,
         event_time: float | None,
         deferred_at_create: tuple[str, ...] | None = None,
     ) -> Verdict:
@@ -190,7 +192,7 @@ class Pipeline:
         policy: Policy,
         enforced: bool,
         done: Done,
-        source: str,
+        source: Source,
         event_time: float | None,
         prevent: bool,
     ) -> None:
@@ -200,7 +202,7 @@ class Pipeline:
         self._record(verdict, Mode.KILL if enforced else Mode.WARN, done, source, prevent)
         self.triggers.submit(policy.triggers, verdict)
 
-    def _record(self, verdict: Verdict, mode: Mode, done: Done, source: str, prevent: bool) -> None:
+    def _record(self, verdict: Verdict, mode: Mode, done: Done, source: Source, prevent: bool) -> None:
         container = verdict.subject
         finding = Finding(
             container_id=container.cid,
@@ -210,7 +212,7 @@ class Pipeline:
             mode=mode,
             action=done.action,
             outcome=done.outcome,
-            source=Source(source),
+            source=source,
             outcome_detail=done.outcome_detail,
             owner=container.owner,
             labels=scrub_labels(container.labels),
@@ -224,7 +226,7 @@ class Pipeline:
             finding.action, finding.outcome_text,
             extra={"container": finding.name, "container_id": container.short_id, "image": finding.image,
                    "rules": list(finding.rules), "mode": str(finding.mode), "action": finding.action,
-                   "outcome": finding.outcome_text, "source": source},
+                   "outcome": finding.outcome_text, "source": str(source)},
         )  # fmt: skip
         for rule in finding.rules:
             self.metrics.detections.labels(

@@ -23,7 +23,7 @@ from enforcer.dockerhost.errors import ContainerGone
 from enforcer.judge.policy import Policy
 from enforcer.judge.verdict import Verdict
 from enforcer.pipeline import Pipeline
-from enforcer.record.model import Action, Outcome
+from enforcer.record.model import Action, Outcome, Source
 
 log = logging.getLogger("enforcer.prevention")
 # How long the reader waits for a created container's inspect (the engine takes well under 1 ms) before it
@@ -153,7 +153,7 @@ class CreateCheck:
         if not (preventing and _not_started(params)):
             pipeline.pending.keep(self.cid, policy.version, verdict)
             return True
-        pipeline.metrics.checks.labels(source="create").inc()
+        pipeline.metrics.checks.labels(source=Source.CREATE).inc()
         self._policy = policy
         self._enforced = bool(pipeline.enforced(verdict))
         if self._enforced:  # unforced: the engine refuses to remove a container that won the race
@@ -171,12 +171,12 @@ class CreateCheck:
         if done is None:
             # Its start got in first and the engine refused the removal: stop it now, as the start path would,
             # but without waiting for the start event; that check then has nothing left to do.
-            pipeline.conclude(verdict, policy, "event", self.event_time, verdict.deferred)
+            pipeline.conclude(verdict, policy, Source.EVENT, self.event_time, verdict.deferred)
             pipeline.pending.keep(self.cid, policy.version, verdict, acted=True)
             return verdict
-        if done.outcome == Outcome.PREVENTED:
+        if done.outcome is Outcome.PREVENTED:
             pipeline.metrics.preventions.inc()
-        pipeline.finish(verdict, policy, self._enforced, done, "create", self.event_time, prevent=True)
+        pipeline.finish(verdict, policy, self._enforced, done, Source.CREATE, self.event_time, prevent=True)
         return verdict
 
 

@@ -16,7 +16,7 @@ from enforcer.judge.rules import Loaded, Rule, WhitelistRule
 from enforcer.judge.whitelist import Whitelist
 from enforcer.pipeline import Pipeline
 from enforcer.policy_in_force import PolicyInForce
-from enforcer.record.model import Finding
+from enforcer.record.model import Finding, Source
 from enforcer.report.metrics import Metrics
 from enforcer.settings import Mode, Settings
 
@@ -80,11 +80,11 @@ def test_a_raising_whitelist_lambda_is_counted_logged_once_and_recorded_like_a_r
 ) -> None:
     checks, recorder = pipeline
     caplog.set_level(logging.DEBUG, logger="enforcer.pipeline")
-    checks.check_container(container("bad-1"), "periodic")
-    checks.check_container(container("bad-1"), "periodic")  # the next sweep
-    checks.check_container(container("bad-2"), "periodic")  # another container
+    checks.check_container(container("bad-1"), Source.PERIODIC)
+    checks.check_container(container("bad-1"), Source.PERIODIC)  # the next sweep
+    checks.check_container(container("bad-2"), Source.PERIODIC)  # another container
     checks.in_force.replace(policy("v2"))
-    checks.check_container(container("bad-1"), "periodic")  # a new rules version
+    checks.check_container(container("bad-1"), Source.PERIODIC)  # a new rules version
 
     assert errors_logged(caplog) == [
         ("WARNING", "rule error: broken"),

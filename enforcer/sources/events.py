@@ -21,6 +21,7 @@ from enforcer.dockerhost.client import DockerHost
 from enforcer.dockerhost.errors import EngineError
 from enforcer.pipeline import Pipeline
 from enforcer.prevention import Prevention
+from enforcer.record.model import Source
 from enforcer.report.metrics import Metrics
 from enforcer.retry import Backoff
 from enforcer.settings import Settings
@@ -146,7 +147,7 @@ class EventWatcher:
         if action == "create":
             self._created(cid, nano / 1e9)
         elif action in self.rechecked:
-            self._submit(self.pipeline.check, cid, "event", nano / 1e9, action != "start")
+            self._submit(self.pipeline.check, cid, Source.EVENT, nano / 1e9, action != "start")
 
     def _created(self, cid: str, event_time: float) -> None:
         """A created container: the prevention module sends its inspect and may judge it right here, on the

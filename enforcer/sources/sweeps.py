@@ -17,7 +17,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from enforcer.dockerhost.errors import EngineError
 from enforcer.facts.gather import FactGatherer
 from enforcer.pipeline import Pipeline
-from enforcer.record.model import utcnow
+from enforcer.record.model import Source, utcnow
 from enforcer.report.metrics import Metrics
 from enforcer.settings import Settings
 from enforcer.status import Health
@@ -46,7 +46,7 @@ class Sweeper:
         self._again = threading.Event()
         self._checks = ThreadPoolExecutor(max_workers=32, thread_name_prefix="sweep-check")
 
-    def sweep(self, source: str = "periodic") -> bool:
+    def sweep(self, source: Source = Source.PERIODIC) -> bool:
         """One full sweep; False when another is running (the caller's request is folded into it)."""
         if not self._running.acquire(blocking=False):
             self._again.set()
@@ -60,11 +60,11 @@ class Sweeper:
             self._running.release()
         return True
 
-    def _sweep_once(self, source: str) -> None:
+    def _sweep_once(self, source: Source) -> None:
         start = utcnow()
         self.health.sweep_started(start)
         try:
-            containers = self.gatherer.all_running(source)
+            containers = self.gatherer.all_running(str(source))
             # Kills go out concurrently: one slow stop must not hold back the rest of the sweep.
             list(self._checks.map(lambda c: self.pipeline.check_container(c, source), containers))
         except EngineError as exc:
@@ -107,4 +107,4 @@ def schedule(scheduler: BackgroundScheduler, sweeper: Sweeper, settings: Setting
 
 def request_sweep(scheduler: BackgroundScheduler, sweeper: Sweeper) -> None:
     """Run a sweep now, off the caller's thread (catch-up after a reconnect)."""
-    scheduler.add_job(sweeper.sweep, id=None, kwargs={"source": "periodic"}, max_instances=1)
+    scheduler.add_job(sweeper.sweep, id=None, kwargs={"source": Source.PERIODIC}, max_instances=1)

@@ -158,7 +158,7 @@ class Harness:
         return value or 0.0
 
     def start_check(self, cid: str = BAD) -> None:
-        self.pipeline.check(cid, "event", event_time=None, fresh=False)
+        self.pipeline.check(cid, Source.EVENT, event_time=None, fresh=False)
 
     def close(self) -> None:
         self.triggers.close(wait=True)
@@ -301,7 +301,7 @@ def test_update_and_rename_checks_count_no_race_lost(make: Any) -> None:
     h = make()
     h.engine.add(BAD, "good-then-bad", status="running")
     h.engine.containers[BAD]["Name"] = "/bad-renamed"
-    h.pipeline.check(BAD, "event", None, fresh=True)  # as for a rename event
+    h.pipeline.check(BAD, Source.EVENT, None, fresh=True)  # as for a rename event
     assert h.recorder.actions() == [("kill", "stopped", "event")]
     assert h.counter("prevention_race_lost") == 0.0
 
@@ -426,3 +426,14 @@ def test_slow_rules_send_create_checks_to_workers_until_the_rules_change(
     h.in_force.replace(Policy((slow,), Whitelist(), (), {"rules": Loaded("rules.py", "v2", "", (slow,))}))
     h.engine.add(GOOD, "good-1")
     assert h.prevention.created(GOOD, None).raced
+
+
+def test_rules_see_the_check_source_as_a_plain_string_as_before(make: Any) -> None:
+    seen: list[object] = []
+    h = make(Rule("note the source", lambda c: seen.append(c.check_source)))
+    h.engine.add(BAD, "bad-1", status="running")
+    h.start_check()
+    h.pipeline.check_container(h.gatherer.all_running(str(Source.PERIODIC))[0], Source.PERIODIC)
+
+    assert seen == ["event", "periodic"]
+    assert all(type(source) is str for source in seen)
