@@ -126,7 +126,9 @@ class _Views:
         self.store = store
         self.metrics_registry = metrics
         self._host = host
-        self.hosts = HostCheck(settings.allowed_hosts, host, lambda: self.host)
+        # The name LISTEN_ADDRESS gives (when it gives one) is the API's own too: the image's HEALTHCHECK asks it.
+        allowed = (*settings.allowed_hosts, settings.listen_address[0])
+        self.hosts = HostCheck(allowed, host, lambda: self.host)
 
     @property
     def host(self) -> str:

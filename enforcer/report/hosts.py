@@ -34,8 +34,8 @@ class HostCheck:
     def __init__(
         self, allowed: tuple[str, ...], local_name: str, engine_host: Callable[[], str | None]
     ) -> None:
-        self.off = allowed == ("*",)
-        self.names = frozenset(("localhost", *allowed, normal(local_name)))
+        self.off = "*" in allowed
+        self.names = frozenset(normal(name) for name in ("localhost", *allowed, local_name))
         self._local_name = local_name
         self._engine_host = engine_host
         self._fqdn: str | None = None

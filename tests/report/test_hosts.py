@@ -90,6 +90,12 @@ def test_allowed_hosts_adds_names(make_app: MakeApp) -> None:
     assert status_of(make_app, "enforcer.example.com", "/metrics") == 421
 
 
+def test_the_name_the_api_listens_on_is_answered(make_app: MakeApp) -> None:
+    listen = {"listen_address": ("Enforcer.Internal", 8888)}
+    assert status_of(make_app, "enforcer.internal:8888", **listen) == 200
+    assert status_of(make_app, "enforcer.internal:8888") == 421
+
+
 def test_a_star_turns_the_check_off(make_app: MakeApp) -> None:
     assert status_of(make_app, FOREIGN, "/", allowed_hosts=("*",)) == 200
     assert status_of(make_app, "[not-an-address]", "/", allowed_hosts=("*",)) == 200
