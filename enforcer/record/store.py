@@ -243,10 +243,12 @@ class DetectionStore:
             conn = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
             conn.row_factory = sqlite3.Row
             self._configure(conn, readonly)
-        except sqlite3.DatabaseError as exc:
+        except BaseException as exc:
             if conn is not None:
                 conn.close()
-            raise self._explain(exc) from None
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise self._explain(exc) from None
+            raise
         return conn
 
     def _restrict_files(self) -> None:
@@ -292,13 +294,15 @@ class DetectionStore:
             raise sqlite3.DatabaseError(f"integrity check failed: {result}")
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
-        version = conn.execute("PRAGMA user_version").fetchone()["user_version"]
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path}: written by a newer docker-enforcer (schema {version}, this one knows "
-                f"{SCHEMA_VERSION}); run the newer version, or set STATE_DB to another path"
-            )
-        with _transaction(conn):  # all or nothing: a failed migration leaves the file as it was
+        # All or nothing, and the version read under the write lock: a failed migration leaves the file as it
+        # was, and two processes opening an old file at once migrate it once.
+        with _transaction(conn, immediate=True):
+            version = conn.execute("PRAGMA user_version").fetchone()["user_version"]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path}: written by a newer docker-enforcer (schema {version}, this one knows "
+                    f"{SCHEMA_VERSION}); run the newer version, or set STATE_DB to another path"
+                )
             if version == 0:  # a new file: the schema as it is now
                 statements = _statements(_SCHEMA)  # not executescript: it would commit early
             else:

@@ -408,3 +408,32 @@ def test_existing_files_readable_by_others_are_tightened_with_a_log_line(
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 3 and all("now 0600" in w for w in warnings), warnings
     assert "0644" in warnings[0] and str(path) in warnings[0]
+
+
+def test_an_old_database_opened_by_several_at_once_is_migrated_once(tmp_path: Path) -> None:
+    path = tmp_path / "detections.db"
+    raw = sqlite3.connect(path)
+    raw.executescript(V1_SCHEMA)
+    raw.close()
+    start = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def open_and_close() -> None:
+        start.wait()
+        try:
+            DetectionStore(path, max_age_days=100_000).close()
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_and_close) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    opened = DetectionStore(path, max_age_days=100_000)
+    try:
+        assert opened.detections()[0].outcome_text == "failed: engine: timeout"
+    finally:
+        opened.close()
