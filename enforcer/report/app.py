@@ -26,6 +26,10 @@ Endpoints (GET only; JSON unless the client lists text/html in Accept, then the 
 Before anything else, every request's `Host` must be an IP address, `localhost`, one of the host's names or
 a name in ALLOWED_HOSTS (see `hosts`), else 421 Misdirected Request. Then, with API_TOKEN set, every endpoint
 but /healthz (and /metrics when METRICS_PUBLIC) needs `Authorization: Bearer <token>`, else 401.
+
+A bad option is a 400 that says what the option accepts, never echoing the value sent. Every answer carries
+`X-Content-Type-Options: nosniff`; pages a Content-Security-Policy without scripts and with
+`frame-ancestors 'none'`.
 """
 
 from __future__ import annotations
