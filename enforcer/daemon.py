@@ -29,6 +29,7 @@ from enforcer.judge.policy import Policy
 from enforcer.pipeline import Pipeline
 from enforcer.policy_in_force import PolicyInForce
 from enforcer.prevention import Prevention
+from enforcer.record.episodes import EpisodeStore
 from enforcer.record.store import DetectionStore, StoreError
 from enforcer.report.app import create_app
 from enforcer.report.hosts import exposure_warning
@@ -36,10 +37,13 @@ from enforcer.report.metrics import Metrics
 from enforcer.report.server import ApiServer
 from enforcer.retry import Backoff
 from enforcer.settings import Settings
+from enforcer.sources import samples
 from enforcer.sources.events import EventWatcher
 from enforcer.sources.reload import PolicyReloader
+from enforcer.sources.samples import Sampler
 from enforcer.sources.sweeps import Sweeper, request_sweep, schedule
 from enforcer.status import Health
+from enforcer.sustained import Sustained
 from enforcer.systemd_notify import notify
 from enforcer.tuning import apply_niceness, freeze_startup_objects
 
@@ -66,7 +70,13 @@ class Daemon:
             self.store = DetectionStore(settings.state_db, settings.detections_max_age_days)
         except StoreError as exc:
             raise StartupError(str(exc)) from None
+        try:
+            self.episodes = EpisodeStore(settings.state_db)
+        except StoreError as exc:
+            self.store.close()
+            raise StartupError(str(exc)) from None
         self.metrics.count_distinct_detected(self.store.distinct_containers)
+        self.metrics.count_episodes(self.episodes.counts)
         self.reloader = PolicyReloader(settings, self.in_force, self.metrics)
         self.api = ApiServer(
             create_app(settings, self.health, self.in_force, self.store, self.metrics, socket.gethostname()),
@@ -80,6 +90,7 @@ class Daemon:
         self.host: DockerHost | None = None
         self.watcher: EventWatcher | None = None
         self.sweeper: Sweeper | None = None
+        self.sampler: Sampler | None = None
         self.gatherer: FactGatherer | None = None
         self.peers = PeerFolder(settings.peers_dir)
         self._watcher_thread: threading.Thread | None = None
@@ -172,6 +183,8 @@ class Daemon:
         )
         if s.run_periodic:
             schedule(self.scheduler, self.sweeper, s)
+        self.sampler = Sampler(self.gatherer, Sustained(pipeline, self.episodes), self.episodes)
+        samples.schedule(self.scheduler, self.sampler, s.sample_interval_s)
         self.scheduler.add_job(self._health, "interval", seconds=HEALTH_INTERVAL_S, id="health")
         self.scheduler.add_job(self.reloader.poll, "interval", seconds=RELOAD_POLL_S, id="reload")
         if s.peers_dir is not None:
@@ -230,11 +243,14 @@ class Daemon:
             self.watcher.drain(SHUTDOWN_GRACE_S)
         if self.sweeper is not None:
             self.sweeper.close()
+        if self.sampler is not None:
+            self.sampler.close()
         self.triggers.close(wait=False)
         self.api.stop()
         if self.gatherer is not None:
             self.gatherer.close()
         self.store.close()
+        self.episodes.close()
         log.info("stopped")
         return 0
 

@@ -12,9 +12,12 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Protocol
 
-from enforcer.act.actions import Actuator, Done, restart_policy_of
+from enforcer.act import remedies
+from enforcer.act.actions import Actuator, Done
+from enforcer.act.remedies import strongest
 from enforcer.act.triggers import TriggerRunner
 from enforcer.dockerhost.errors import ContainerGone
 from enforcer.error_log import ErrorLog
@@ -27,7 +30,7 @@ from enforcer.judge.rules import Rule
 from enforcer.judge.verdict import Verdict
 from enforcer.pending import PendingVerdicts
 from enforcer.policy_in_force import PolicyInForce
-from enforcer.record.model import Action, Finding, Outcome, Source, safe_config
+from enforcer.record.model import Finding, Phase, Source, safe_config
 from enforcer.report.metrics import Metrics
 from enforcer.settings import Mode, Settings
 
@@ -173,13 +176,13 @@ class Pipeline:
         container = verdict.subject
         enforced = self.enforced(verdict)
         if enforced:
-            done = self.actuator.stop(container.cid, container.params)
+            done = remedies.apply(self.actuator, strongest(enforced), container.cid, container.params)
             if deferred_at_create is not None and any(
                 self.prevents(rule) and rule.name not in deferred_at_create for rule in enforced
             ):
                 self.metrics.race_lost.inc()  # a rule judged at create: the start request came first
         else:
-            done = Done(Action.WOULD_STOP, Outcome.RECORDED, restart_policy_of(container.params))
+            done = remedies.would(strongest(verdict.violated), container.params)
         self.finish(verdict, policy, bool(enforced), done, source, event_time, prevent=False)
         return verdict
 
@@ -196,10 +199,13 @@ class Pipeline:
         event_time: float | None,
         prevent: bool,
     ) -> None:
-        """Record what was done and hand the verdict to the triggers."""
+        """Record what was done and hand the verdict to the triggers (`v.phase` "enforced" or "recorded"
+        unless the verdict has a phase already)."""
         if event_time is not None and enforced:
             self.metrics.event_to_action.observe(max(0.0, time.time() - event_time))
         self._record(verdict, Mode.KILL if enforced else Mode.WARN, done, source, prevent)
+        if verdict.phase is None:
+            verdict = replace(verdict, phase=Phase.ENFORCED if enforced else Phase.RECORDED)
         self.triggers.submit(policy.triggers, verdict)
 
     def _record(self, verdict: Verdict, mode: Mode, done: Done, source: Source, prevent: bool) -> None:

@@ -270,6 +270,12 @@ class Settings:
     mode: Mode = setting("MODE", Mode.WARN, _mode, "`KILL` stops violators, `WARN` only records them")
     run_periodic: bool = setting("RUN_PERIODIC", True, _boolean, "periodic sweeps of all running containers")
     check_interval_s: int = setting("CHECK_INTERVAL_S", 600, _positive, "seconds between sweeps")
+    sample_interval_s: int = setting(
+        "SAMPLE_INTERVAL_S",
+        15,
+        _positive,
+        'seconds between samples of the rules held over time ("for", "grace"), on running containers',
+    )
     immediate_periodical_start: bool = setting(
         "IMMEDIATE_PERIODICAL_START", False, _boolean, "first sweep at start instead of after one interval"
     )

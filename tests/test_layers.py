@@ -23,7 +23,10 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("cli",),
     ("daemon",),
     ("sources", "audit", "casetest"),  # what asks for a check: events, sweeps, reloads; audit, test
-    ("prevention",),  # the create-time path: the inspect sent ahead, the racing judgement, the removal
+    (
+        "prevention",
+        "sustained",
+    ),  # the create-time path: the inspect sent ahead, the racing judgement, the removal
     ("pipeline",),  # gather -> judge -> act -> record for one container
     ("pending", "error_log"),  # the pipeline's owners: create-time verdicts kept for start; rule errors
     ("report",),  # API, page, metrics

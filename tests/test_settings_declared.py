@@ -23,6 +23,7 @@ PUBLIC_KEYS = {
     "run_update_events",
     "run_rename_events",
     "check_interval_s",
+    "sample_interval_s",
     "immediate_periodical_start",
     "catch_up_sweep",
     "docker_socket",

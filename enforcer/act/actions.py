@@ -45,13 +45,15 @@ class Actuator:
         self.stopping = stop
         self.stop_timeout_s = stop_timeout_s
 
-    def stop(self, cid: str, params: Mapping[str, Any]) -> Done:
-        """Kill (or gracefully stop) a running violator, then pin its restart policy to "no"."""
-        action = Action.STOP if self.stop_timeout_s > 0 else Action.KILL
+    def stop(self, cid: str, params: Mapping[str, Any], timeout_s: int | None = None) -> Done:
+        """Kill (or gracefully stop, with `timeout_s` or STOP_TIMEOUT_S of grace) a running violator, then pin
+        its restart policy to "no"."""
+        timeout_s = self.stop_timeout_s if timeout_s is None else timeout_s
+        action = Action.STOP if timeout_s > 0 else Action.KILL
         policy = restart_policy_of(params)
         try:
             retry(
-                lambda: self._stop_once(cid),
+                lambda: self._stop_once(cid, timeout_s),
                 (EngineError,),
                 self.stopping,
                 KILL_ATTEMPTS,
@@ -66,10 +68,10 @@ class Actuator:
         self._pin_restart_policy(cid, policy)
         return Done(action, Outcome.STOPPED, policy)
 
-    def _stop_once(self, cid: str) -> None:
+    def _stop_once(self, cid: str, timeout_s: int) -> None:
         try:
-            if self.stop_timeout_s > 0:
-                self.host.stop(cid, self.stop_timeout_s)
+            if timeout_s > 0:
+                self.host.stop(cid, timeout_s)
             else:
                 self.host.kill(cid)
         except EngineError as exc:

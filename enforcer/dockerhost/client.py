@@ -171,6 +171,28 @@ class DockerHost:
             return self._fast.remove_soon(cid, force)
         return Answer(lambda: self.remove(cid, force))
 
+    def pause(self, cid: str) -> None:
+        """Freeze every process of the container; a paused one is refused with a 409 (an EngineError)."""
+        with translated(f"pause {cid[:12]}"):
+            self._api.pause(cid)
+
+    def update_limits(
+        self,
+        cid: str,
+        memory: int | None = None,
+        memory_swap: int | None = None,
+        nano_cpus: int | None = None,
+        pids: int | None = None,
+    ) -> None:
+        """`POST /containers/{id}/update` with the limits given (docker-py's update_container lacks NanoCpus
+        and PidsLimit); the engine refuses a memory above a set MemorySwap, so send both."""
+        body = {"Memory": memory, "MemorySwap": memory_swap, "NanoCpus": nano_cpus, "PidsLimit": pids}
+        with translated(f"update {cid[:12]}"):
+            url = self._api._url("/containers/{0}/update", cid)
+            self._api._result(
+                self._api._post_json(url, data={k: v for k, v in body.items() if v is not None})
+            )
+
     def set_restart_policy(self, cid: str, policy: str = "no") -> None:
         with translated(f"update {cid[:12]}"):
             self._api.update_container(cid, restart_policy={"Name": policy})

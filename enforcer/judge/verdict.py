@@ -41,6 +41,9 @@ class Verdict:
     exempt: str | None = None  # why the whole container was skipped
     deferred: tuple[str, ...] = ()  # rules that need facts not known yet (metrics before start)
     whitelist_errors: tuple[WhitelistError, ...] = ()  # one per whitelist lambda that raised
+    # What triggers read in `v.phase` (see enforcer/record/episodes.py): "enforced", "recorded", "warned",
+    # "resolved"; None until the pipeline concludes.
+    phase: str | None = None
 
     @property
     def verdict(self) -> bool:

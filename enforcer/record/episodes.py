@@ -45,6 +45,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from enforcer.record.model import Phase
+from enforcer.record.store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -183,12 +184,18 @@ class EpisodeStore:
         with suppress(OSError):  # there already, or not creatable: sqlite3 says which
             self.path.parent.mkdir(parents=True, exist_ok=True)
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
-        self._conn = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute(_SCHEMA)
-        rows = self._conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM episodes").fetchall()
+        try:
+            self._conn = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute(_SCHEMA)
+            rows = self._conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM episodes").fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"{self.path}: cannot keep the episodes of rules held over time ({exc}); make it readable "
+                "and writable by the daemon's user, or set STATE_DB to another path"
+            ) from None
         self._open: dict[tuple[str, str], Episode] = {}
         for row in rows:
             try:

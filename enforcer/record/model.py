@@ -24,6 +24,7 @@ class Source(enum.StrEnum):
     )
     EVENT = "event"  # a start, update or rename event
     CREATE = "create"  # a create event: judged on its params before it started
+    SAMPLE = "sample"  # a rule held over time, judged every SAMPLE_INTERVAL_S
 
 
 class Action(enum.StrEnum):
@@ -32,6 +33,10 @@ class Action(enum.StrEnum):
     KILL = "kill"  # SIGKILL (STOP_TIMEOUT_S=0)
     STOP = "stop"  # graceful stop with STOP_TIMEOUT_S of grace
     WOULD_STOP = "would stop"  # WARN mode or a rule with "mode": "WARN"
+    PAUSE = "pause"  # a rule's "action": "pause"
+    WOULD_PAUSE = "would pause"
+    LIMIT = "limit"  # a rule's "action": "limit": a container update, left running
+    WOULD_LIMIT = "would limit"
     PREVENT = "prevent"  # removed at create time, before it started
     WOULD_PREVENT = "would prevent"
 
@@ -44,6 +49,9 @@ class Outcome(enum.StrEnum):
     RECORDED = "recorded"  # nothing done: WARN
     PREVENTED = "prevented"
     FAILED = "failed"
+    PAUSED = "paused"
+    LIMITED = "limited"  # outcome_detail says the old and new limits
+    WARNED = "warned"  # a grace started: outcome_detail says when the action runs unless fixed
 
 
 class Phase(enum.StrEnum):

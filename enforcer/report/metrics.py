@@ -5,10 +5,11 @@ Labels never carry container ids: their cardinality would grow without bound.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from enforcer import __version__
@@ -30,6 +31,21 @@ class _DistinctDetected(Collector):
             "Distinct containers detected as violators (the original's metric).",
             value=self._count(),
         )
+
+
+class _Episodes(Collector):
+    """`docker_enforcer_episodes{phase}`: open episodes of rules held over time, by phase, at scrape time."""
+
+    def __init__(self, counts: Callable[[], Mapping[Any, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            PREFIX + "episodes", "Open episodes of rules held over time, by phase.", labels=["phase"]
+        )
+        for phase, count in self._counts().items():
+            family.add_metric([str(phase)], count)
+        yield family
 
 
 class Metrics:
@@ -109,6 +125,10 @@ class Metrics:
     def count_distinct_detected(self, count: Callable[[], int]) -> None:
         """Expose `containers_stopped_total` from the detections store."""
         self.registry.register(_DistinctDetected(count))
+
+    def count_episodes(self, counts: Callable[[], Mapping[Any, int]]) -> None:
+        """Expose `docker_enforcer_episodes{phase}` from the episode store."""
+        self.registry.register(_Episodes(counts))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
