@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from enforcer.facts.container import Container, FactUnavailable
+from enforcer.facts.container import Container, Missing
 from enforcer.judge.judge import JudgeOptions, judge
 from enforcer.judge.loader import RulesFileError, load_file
 from enforcer.judge.policy import Policy
@@ -103,9 +103,9 @@ def _case(path: Path, index: int, item: Any, known: set[str]) -> Case:
     if strangers:
         raise RulesFileError(f"{where}: no rule is named {', '.join(map(repr, strangers))}")
     params = _params(path, where, item.get("container"))
-    metrics = item.get("metrics", _no_metrics)
+    metrics = item.get("metrics", NO_METRICS)
     position = item.get("position", 0)
-    if not (metrics is _no_metrics or isinstance(metrics, Mapping)):
+    if not (metrics is NO_METRICS or isinstance(metrics, Mapping)):
         raise RulesFileError(f"{where}: 'metrics' must be a dict (the `docker stats` JSON)")
     if not isinstance(position, int) or isinstance(position, bool) or position < 0:
         raise RulesFileError(f"{where}: 'position' must be a whole number of at least 0")
@@ -114,8 +114,7 @@ def _case(path: Path, index: int, item: Any, known: set[str]) -> Case:
     return Case(name, container, frozenset(violates))
 
 
-def _no_metrics() -> Mapping[str, Any]:
-    raise FactUnavailable("the case gives no 'metrics'")
+NO_METRICS = Missing("metrics", why="the case gives no 'metrics'")
 
 
 def _params(path: Path, where: str, given: Any) -> Mapping[str, Any]:

@@ -24,7 +24,7 @@ from enforcer.error_log import ErrorLog
 from enforcer.facts.container import Container
 from enforcer.facts.gather import FactGatherer
 from enforcer.facts.redaction import scrub_labels
-from enforcer.judge.judge import JudgeOptions, judge
+from enforcer.judge.judge import Judgement, JudgeOptions
 from enforcer.judge.policy import Policy
 from enforcer.judge.rules import Rule
 from enforcer.judge.verdict import Verdict
@@ -152,7 +152,14 @@ class Pipeline:
         return self.in_force.get()
 
     def judge(self, container: Container, policy: Policy) -> Verdict:
-        verdict = judge(container, policy.instant_rules, policy.whitelist, self.options)
+        """Judge `container`; a fact a rule needs is gathered before the judgement goes on (judging does no
+        I/O: metrics and position are fetched only for a rule that reads them)."""
+        judgement = Judgement(policy.instant_rules, policy.whitelist, self.options)
+        verdict = judgement.run(container)
+        while verdict is None:
+            assert judgement.needs is not None
+            container = self.gatherer.complete(container, judgement.needs)
+            verdict = judgement.run(container)
         self.errors.note(verdict, policy.version)
         return verdict
 

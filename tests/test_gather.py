@@ -20,11 +20,12 @@ from support.engine import Engine, RunContainer
 from enforcer.audit import audit_engine
 from enforcer.dockerhost.client import DockerHost, connect
 from enforcer.dockerhost.errors import ContainerGone, EngineUnavailable
-from enforcer.facts.container import FactUnavailable
+from enforcer.facts.container import Container, FactUnavailable
 from enforcer.facts.gather import FactGatherer, GatherOptions
-from enforcer.judge.judge import JudgeOptions, judge
+from enforcer.judge.judge import Judgement, JudgeOptions, judge
 from enforcer.judge.policy import Policy
 from enforcer.judge.rules import Rule
+from enforcer.judge.verdict import Verdict
 from enforcer.judge.whitelist import Whitelist
 from enforcer.settings import parse_whitelist
 
@@ -191,19 +192,41 @@ def test_disable_metrics_never_asks_for_stats(fake: FakeHost) -> None:
     assert all(dict(c.metrics) == {} for c in containers)
 
 
+def judged(gatherer: FactGatherer, c: Container, rules: list[Rule], **options: Any) -> Verdict:
+    """As the pipeline judges: each fact a rule needs gathered before the judgement goes on."""
+    judgement = Judgement(rules, NO_WHITELIST, JudgeOptions(**options))
+    verdict = judgement.run(c)
+    while verdict is None:
+        assert judgement.needs is not None
+        verdict = judgement.run(c := gatherer.complete(c, judgement.needs))
+    return verdict
+
+
 def test_one_container_fetches_metrics_and_position_only_when_a_rule_reads_them(
     gatherer: FactGatherer, fake: FakeHost
 ) -> None:
     cid = captured()[2]["Id"]
     c = gatherer.one(cid, "event")
-    judge(c, [MEMORY_LIMIT], NO_WHITELIST)
+    judged(gatherer, c, [MEMORY_LIMIT])
     assert fake.calls == {"list": 0, "inspect": 1, "stats": 0}
-    assert judge(
-        c, [MEMORY_USAGE, THIRD], NO_WHITELIST, JudgeOptions(stop_on_first_violation=False)
-    ).reasons == ["no more than 2"]
+    verdict = judged(gatherer, c, [MEMORY_USAGE, THIRD], stop_on_first_violation=False)
+    assert verdict.reasons == ["no more than 2"]
     assert fake.calls["stats"] == 1
-    assert c.position == 2
-    assert c.check_source == "event"
+    assert verdict.subject.position == 2
+    assert verdict.subject.check_source == "event"
+
+
+def test_a_fact_the_engine_fails_to_give_is_the_error_of_the_rules_that_read_it(
+    gatherer: FactGatherer, fake: FakeHost
+) -> None:
+    cid = captured()[2]["Id"]
+    c = gatherer.one(cid, "event")
+    fake.gone = {cid}  # vanished after its inspect
+    verdict = judged(gatherer, c, [MEMORY_USAGE, MEMORY_LIMIT], stop_on_first_violation=False)
+    assert [str(e) for e in verdict.errors] == [
+        f"{MEMORY_USAGE.name}: ContainerGone: stats {cid[:12]}: No such container"
+    ]
+    assert fake.calls["stats"] == 1
 
 
 def test_before_start_metrics_and_position_defer_their_rules(gatherer: FactGatherer) -> None:
@@ -250,8 +273,8 @@ def test_position_is_the_place_among_running_containers_by_start_time(
     assert [v.subject.name for v in verdicts] == ["first", "second", "third"]
     assert [v.subject.position for v in verdicts] == [0, 1, 2]
     assert [v.reasons for v in verdicts] == [[], [], ["no more than 2"]]
-    assert live.one(ids[2], "event").position == 2
-    assert live.one(ids[0], "event").position == 0
+    assert live.complete(live.one(ids[2], "event"), "position").position == 2
+    assert live.complete(live.one(ids[0], "event"), "position").position == 0
     assert running(clean_engine) == set(ids)  # judged, never stopped
 
 
@@ -266,7 +289,7 @@ def test_position_ignores_stopped_containers(
         ("early", 0, False),
         ("late", 1, False),
     ]
-    assert live.one(ids[2], "event").position == 1
+    assert live.complete(live.one(ids[2], "event"), "position").position == 1
 
 
 def test_a_restarted_container_moves_to_the_end(

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from enforcer.facts.container import Container, FactUnavailable
+from enforcer.facts.container import Container, Missing
 from enforcer.facts.gather import params_from_summary
-from enforcer.judge.judge import OWN_CONTAINER, JudgeOptions, judge
-from enforcer.judge.rules import Rule
+from enforcer.judge.judge import OWN_CONTAINER, Judgement, JudgeOptions, judge
+from enforcer.judge.rules import Rule, WhitelistRule
 from enforcer.judge.verdict import RuleError, Verdict
 from enforcer.judge.whitelist import Whitelist
 from enforcer.settings import parse_whitelist
@@ -203,14 +203,93 @@ def test_rule_errors_hide_the_containers_env_values_and_command_line() -> None:
 
 
 def test_facts_not_known_yet_defer_the_rule() -> None:
-    def unavailable() -> Any:
-        raise FactUnavailable("metrics are not known before the container starts")
-
-    c = container(metrics=unavailable)
+    c = container(metrics=Missing("metrics", why="metrics are not known before the container starts"))
     v = judge(c, [*MEMORY_USAGE, *MEMORY_LIMIT[:1]], NO_WHITELIST)
     assert v.deferred == ("can't use over 1GB of RAM",)
     assert v.errors == ()
     assert v.reasons == ["must have memory limit"]
+
+
+# -- facts before judgement: a judgement stops for a fact not gathered and goes on once it is -------------------
+def judged_gathering(c: Container, rules: list[Rule], wl: Whitelist = NO_WHITELIST, **options: Any) -> Any:
+    """Judge as the pipeline does; returns the verdict and the facts asked for, in order."""
+    judgement = Judgement(rules, wl, JudgeOptions(**options))
+    asked = []
+    verdict = judgement.run(c)
+    while verdict is None:
+        assert judgement.needs is not None
+        asked.append(judgement.needs)
+        c = c.with_facts(**{judgement.needs: stats(2 * GB) if judgement.needs == "metrics" else 5})
+        verdict = judgement.run(c)
+    return verdict, asked
+
+
+def not_gathered() -> Container:
+    return container(metrics=Missing("metrics"), position=Missing("position"))
+
+
+def test_a_judgement_stops_for_a_fact_not_gathered_and_no_finished_rule_runs_twice() -> None:
+    log: list[str] = []
+
+    def noting(name: str, check: Any) -> Rule:
+        return rule(name, lambda c: log.append(name) or check(c))
+
+    rules = [
+        noting("static", lambda c: False),
+        noting("position", lambda c: c.position > 3),
+        noting("metrics", lambda c: c.metrics["memory_stats"]["usage"] > GB),
+        noting("last", lambda c: True),
+    ]
+    verdict, asked = judged_gathering(not_gathered(), rules, stop_on_first_violation=False)
+    assert asked == ["position", "metrics"]
+    assert verdict.reasons == ["position", "metrics", "last"]
+    assert log == ["static", "position", "position", "metrics", "metrics", "last"]  # stopped ones again
+    assert (verdict.subject.position, verdict.deferred, verdict.errors) == (5, (), ())
+
+
+def test_stop_on_first_violation_keeps_the_rules_order_across_a_stop() -> None:
+    rules = [
+        rule("metrics", lambda c: c.metrics["memory_stats"]["usage"] > GB),
+        rule("static", lambda c: True),
+    ]
+    verdict, asked = judged_gathering(not_gathered(), rules)
+    assert (verdict.reasons, asked) == (["metrics"], ["metrics"])
+
+
+def test_a_rule_that_catches_the_missing_fact_still_gets_it() -> None:
+    def careful(c: Container) -> bool:
+        try:
+            return c.metrics["memory_stats"]["usage"] > GB
+        except Exception:  # noqa: BLE001 - as a defensive user rule might
+            return False
+
+    verdict, asked = judged_gathering(not_gathered(), [rule("careful", careful)])
+    assert (verdict.reasons, asked) == (["careful"], ["metrics"])
+
+
+def test_a_whitelist_lambda_that_reads_a_fact_not_gathered_gets_it_and_no_error() -> None:
+    wl = Whitelist(rules=(WhitelistRule("busy ones", lambda c, r: c.position > 3),))
+    verdict, asked = judged_gathering(not_gathered(), [rule("any", lambda c: True)], wl)
+    assert (verdict.whitelisted, verdict.whitelist_errors, asked) == (("any",), (), ["position"])
+
+
+def test_without_gathering_a_fact_not_gathered_defers_the_rule() -> None:
+    v = judge(
+        not_gathered(), [rule("metrics", lambda c: c.metrics), rule("static", lambda c: True)], NO_WHITELIST
+    )
+    assert (v.deferred, v.reasons) == (("metrics",), ["static"])
+
+
+def test_a_fact_that_failed_to_gather_is_the_error_of_each_rule_that_reads_it() -> None:
+    c = container(metrics=Missing("metrics", failure=KeyError("stats 0123: engine says no")))
+    rules = [rule("a", lambda c: c.metrics), rule("b", lambda c: c.metrics), rule("c", lambda c: True)]
+    verdict, asked = judged_gathering(c, rules)
+    assert asked == []
+    assert [str(e) for e in verdict.errors] == [
+        "a: KeyError: 'stats 0123: engine says no'",
+        "b: KeyError: 'stats 0123: engine says no'",
+    ]
+    assert verdict.reasons == ["c"]
 
 
 # -- STOP_ON_FIRST_VIOLATION ------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from enforcer.facts.container import UNKNOWN_OWNER, Container
+from enforcer.facts.container import UNKNOWN_OWNER, Container, FactNotGathered, FactUnavailable, Missing
 from enforcer.facts.views import CaseInsensitiveMap, FrozenList, ReadOnlyError, wrap
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -228,24 +228,44 @@ def test_wrap_leaves_scalars_and_wrapped_values_alone() -> None:
         assert wrap(scalar) is scalar
 
 
-# -- facts fetched on first use ---------------------------------------------------------------------------
-def test_metrics_and_position_given_as_callables_are_fetched_once_on_first_use() -> None:
-    calls = {"metrics": 0, "position": 0}
+# -- facts not in hand --------------------------------------------------------------------------------------
+def test_a_fact_not_gathered_raises_and_is_noted_even_when_caught() -> None:
+    c = Container("x", inspected("plain"), metrics=Missing("metrics"), position=Missing("position"))
+    for _ in range(2):
+        with pytest.raises(FactNotGathered):
+            c.position  # noqa: B018
+    with pytest.raises(FactNotGathered):
+        c.metrics  # noqa: B018
+    assert (c.take_wanted(), c.take_wanted()) == ("position", None)  # the first one read, once
 
-    def metrics() -> dict[str, Any]:
-        calls["metrics"] += 1
-        return stats()
 
-    def position() -> int:
-        calls["position"] += 1
-        return 4
+def test_with_facts_fills_them_in_a_copy() -> None:
+    c = Container("x", inspected("plain"), metrics=Missing("metrics"), position=Missing("position"))
+    full = c.with_facts(metrics=stats(), position=4)
+    assert full.metrics["MEMORY_STATS"]["usage"] > 0
+    assert (full.position, full.name, full.image, full.check_source) == (4, c.name, c.image, c.check_source)
+    assert full.params is c.params
+    with pytest.raises(FactNotGathered):
+        c.metrics  # noqa: B018
 
-    c = Container("x", inspected("plain"), metrics=metrics, position=position)
-    assert calls == {"metrics": 0, "position": 0}
-    assert c.metrics["MEMORY_STATS"]["usage"] > 0
-    assert c.metrics["memory_stats"]["limit"] > 0
-    assert (c.position, c.position) == (4, 4)
-    assert calls == {"metrics": 1, "position": 1}
+
+def test_a_fact_not_known_yet_or_that_failed_raises_without_being_noted() -> None:
+    before_start = Missing("metrics", why="metrics are not known before the container starts")
+    failed = Missing("position", failure=KeyError("list containers: engine says no"))
+    c = Container("x", inspected("plain"), metrics=before_start, position=failed)
+    with pytest.raises(FactUnavailable, match="before the container starts"):
+        c.metrics  # noqa: B018
+    for _ in range(3):  # raised afresh each time: no traceback piles up
+        with pytest.raises(KeyError) as raised:
+            c.position  # noqa: B018
+        assert len(list(_frames(raised.value.__traceback__))) <= 2
+    assert c.take_wanted() is None
+
+
+def _frames(tb: Any) -> Any:
+    while tb is not None:
+        yield tb
+        tb = tb.tb_next
 
 
 def test_metrics_default_to_empty() -> None:

@@ -2,14 +2,16 @@
 
 Compatible with the original's `Container`: `cid`, `params`, `metrics`, `position`, `check_source`,
 `owner`, and `str(c)` is the container's name as Docker gives it (`/name`). Added: `cpu_percent`,
-`memory_bytes`, `memory_percent` and `uptime_s` (see facts/usage.py), for rules held over time. `metrics` and `position` may be
-given as callables: they are then fetched on first use only, so a check whose rules never read metrics does
-not wait a second for `docker stats`.
+`memory_bytes`, `memory_percent` and `uptime_s` (see facts/usage.py), for rules held over time. `metrics`
+and `position` may be `Missing`: reading one raises. No I/O here: a fact not gathered yet (`FactNotGathered`)
+is noted, the judgement stops, the checker gathers it (`FactGatherer.complete`) and the judgement goes on, so
+a check whose rules never read metrics does not wait a second for `docker stats`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,10 +20,41 @@ from enforcer.facts.usage import FactUnavailable
 from enforcer.facts.views import EMPTY, CaseInsensitiveMap, wrap
 
 UNKNOWN_OWNER = "[unknown]"
-__all__ = ["Container", "FactUnavailable", "container_name", "configured_image", "owner_of"]
+__all__ = [
+    "Container",
+    "FactNotGathered",
+    "FactUnavailable",
+    "Missing",
+    "container_name",
+    "configured_image",
+    "owner_of",
+]
 
 
-Lazy = Callable[[], Any]
+class FactNotGathered(FactUnavailable):
+    """A fact the checker can gather but has not yet (metrics and position of a running container)."""
+
+    def __init__(self, fact: str) -> None:
+        super().__init__(f"{fact} not gathered yet")
+        self.fact = fact
+
+
+@dataclass(frozen=True)
+class Missing:
+    """Stands for a fact not in hand; reading the fact raises a fresh copy of what `error` describes."""
+
+    fact: str
+    why: str = ""  # FactUnavailable's message; empty: not gathered yet
+    failure: Exception | None = None  # what gathering it raised: rules that read it get it as their error
+
+    def error(self) -> Exception:
+        if self.failure is not None:
+            return self.failure.with_traceback(None)  # raised again per rule: no traceback piles up
+        return FactUnavailable(self.why) if self.why else FactNotGathered(self.fact)
+
+    @property
+    def gatherable(self) -> bool:
+        return not self.why and self.failure is None
 
 
 class Container:
@@ -29,7 +62,7 @@ class Container:
 
     __slots__ = (
         *("cid", "check_source", "owner", "image", "_params", "_metrics", "_position"),
-        *("_cpu_percent", "_checked_at"),
+        *("_cpu_percent", "_checked_at", "_wanted"),
     )
 
     def __init__(
@@ -37,8 +70,8 @@ class Container:
         cid: str,
         params: Mapping[str, Any],
         *,
-        metrics: Mapping[str, Any] | Lazy = EMPTY,
-        position: int | Lazy = 0,
+        metrics: Mapping[str, Any] | Missing = EMPTY,
+        position: int | Missing = 0,
         check_source: str = "periodic",
         owner: str | None = None,
         owner_labels: Sequence[str] = (),
@@ -52,11 +85,12 @@ class Container:
         self.check_source = check_source
         self._params: CaseInsensitiveMap = wrap(params)
         self.owner = owner if owner is not None else owner_of(self.labels, owner_labels)
-        self._metrics = metrics if callable(metrics) else wrap(metrics)
-        self._position = position
+        self._metrics = metrics if isinstance(metrics, Missing) else wrap(metrics)
+        self._position = position if isinstance(position, Missing) else int(position)
         self.image = image if image is not None else configured_image(self._params)
         self._cpu_percent = cpu_percent
         self._checked_at = checked_at
+        self._wanted: str | None = None
 
     @property
     def params(self) -> CaseInsensitiveMap:
@@ -66,16 +100,42 @@ class Container:
     @property
     def metrics(self) -> CaseInsensitiveMap:
         """`docker stats` data (empty when metrics are disabled)."""
-        if callable(self._metrics):
-            self._metrics = wrap(self._metrics())
+        if isinstance(self._metrics, Missing):
+            raise self._missing(self._metrics)
         return self._metrics
 
     @property
     def position(self) -> int:
         """0-based place among running containers ordered by start time."""
-        if callable(self._position):
-            self._position = int(self._position())
-        return int(self._position)
+        if isinstance(self._position, Missing):
+            raise self._missing(self._position)
+        return self._position
+
+    def _missing(self, missing: Missing) -> Exception:
+        if missing.gatherable and self._wanted is None:
+            self._wanted = missing.fact  # noted even if the rule swallows the exception
+        return missing.error()
+
+    def take_wanted(self) -> str | None:
+        """The first fact not gathered that was read since the last call (by the judge, after each rule)."""
+        wanted, self._wanted = self._wanted, None
+        return wanted
+
+    def with_facts(
+        self, metrics: Mapping[str, Any] | Missing | None = None, position: int | Missing | None = None
+    ) -> Container:
+        """A copy with the facts given (the others as they are)."""
+        return Container(
+            self.cid,
+            self._params,
+            metrics=self._metrics if metrics is None else metrics,
+            position=self._position if position is None else position,
+            check_source=self.check_source,
+            owner=self.owner,
+            image=self.image,
+            cpu_percent=self._cpu_percent,
+            checked_at=self._checked_at,
+        )
 
     @property
     def uptime_s(self) -> float:

@@ -1,5 +1,9 @@
 """Gathering facts about containers from the engine: params (inspect), metrics (stats), position.
 
+All of it before judging: a sweep gathers every fact of every running container; an event check gathers
+params, and metrics or position only when a rule reads them (the judge stops and says which, see
+`judge.Judgement`).
+
 Facts for many containers are fetched concurrently over a bounded pool: the engine answers every pending
 one-shot stats request on the same 1-second tick, so 100 containers cost about one tick, not 100.
 """
@@ -18,7 +22,7 @@ from typing import Any
 from enforcer.dockerhost.client import DockerHost, Json
 from enforcer.dockerhost.errors import ContainerGone, EngineError
 from enforcer.facts import usage
-from enforcer.facts.container import Container, FactUnavailable
+from enforcer.facts.container import Container, FactUnavailable, Missing
 from enforcer.facts.usage import CpuHistory
 
 log = logging.getLogger(__name__)
@@ -64,12 +68,8 @@ def _sortable_time(stamp: str) -> str:
     return f"{match['head']}.{(match['fraction'] or '').ljust(9, '0')}Z"
 
 
-def _unavailable_metrics() -> Json:
-    raise FactUnavailable("metrics are not known before the container starts")
-
-
-def _unavailable_position() -> int:
-    raise FactUnavailable("position is not known before the container starts")
+METRICS_BEFORE_START = Missing("metrics", why="metrics are not known before the container starts")
+POSITION_BEFORE_START = Missing("position", why="position is not known before the container starts")
 
 
 class FactGatherer:
@@ -166,25 +166,38 @@ class FactGatherer:
     def one(
         self, cid: str, source: str, summary: Mapping[str, Any] | None = None, fresh: bool = False
     ) -> Container:
-        """One container's facts for an event check: params now; metrics and position on first use."""
+        """One container's facts for an event check: params now; metrics and position when a rule reads them
+        (`complete`)."""
         params = self.params(cid, summary, fresh=fresh)
         return Container(
             cid,
             params,
-            metrics=lambda: self.metrics(cid),
-            position=lambda: self.position_of(cid),
+            metrics=Missing("metrics"),
+            position=Missing("position"),
             check_source=source,
             owner_labels=self.options.owner_labels,
             image=self.image_name(params),
         )
+
+    def complete(self, container: Container, fact: str) -> Container:
+        """`container` with `fact` ("metrics" or "position") gathered.
+
+        A fact the engine fails to give is kept as that failure: the rules that read it get it as their error,
+        as they did when they fetched the fact themselves."""
+        fetch = {"metrics": self.metrics, "position": self.position_of}[fact]
+        try:
+            value: Any = fetch(container.cid)
+        except Exception as exc:  # noqa: BLE001 - a value for the rules that read it, never a crash here
+            value = Missing(fact, failure=exc)
+        return container.with_facts(**{fact: value})
 
     def before_start(self, cid: str, params: Json, source: str = "event") -> Container:
         """Facts of a created container that has not started: params only."""
         return Container(
             cid,
             params,
-            metrics=_unavailable_metrics,
-            position=_unavailable_position,
+            metrics=METRICS_BEFORE_START,
+            position=POSITION_BEFORE_START,
             check_source=source,
             owner_labels=self.options.owner_labels,
             image=self.image_name(params),

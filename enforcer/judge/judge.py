@@ -10,7 +10,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from enforcer.facts.container import Container, FactUnavailable
+from enforcer.facts.container import Container, FactNotGathered, FactUnavailable
 from enforcer.facts.redaction import Redactor
 from enforcer.judge.rules import Rule, WhitelistRule
 from enforcer.judge.verdict import RuleError, Verdict, WhitelistError
@@ -38,48 +38,103 @@ def judge(
 ) -> Verdict:
     """Judge one container in the original's order: global whitelists, then per rule its exemptions and itself.
 
-    `now` decides which exceptions are still in force (the current time when None)."""
-    if options.own_container_id and container.cid.startswith(options.own_container_id):
-        return Verdict(container, exempt=OWN_CONTAINER)
-    if container.cid in options.peer_ids():
-        return Verdict(container, exempt=PEER_CONTAINER)
-    reason = whitelist.exempts_container(container)
-    if reason:
-        return Verdict(container, exempt=reason)
-    violated: list[Rule] = []
-    errors: list[RuleError] = []
-    whitelisted: list[str] = []
-    deferred: list[str] = []
-    failed: dict[str, WhitelistError] = {}  # the first error of each whitelist lambda
-    redactor = Redactor(container.params)  # an error may quote the container's secrets
+    `now` decides which exceptions are still in force (the current time when None). A rule that reads a fact
+    the container lacks is deferred; `Judgement` stops there instead, for a caller that can gather it."""
+    verdict = Judgement(rules, whitelist, options, now).run(container, gathering=False)
+    assert verdict is not None
+    return verdict
 
-    def whitelist_failed(custom: WhitelistRule, exc: Exception) -> None:
-        if custom.name not in failed:
-            failed[custom.name] = WhitelistError(custom.name, redactor.error(exc))
 
-    exempt = whitelist.rule_exemptions(container, whitelist_failed, now)
-    for rule in rules:
-        if exempt(rule.name):
-            whitelisted.append(rule.name)
-            continue
-        try:
-            hit = bool(rule.check(container))
-        except FactUnavailable:
-            deferred.append(rule.name)
-            continue
-        except Exception as exc:  # noqa: BLE001 - a rule's failure is a value, never a crash
-            errors.append(RuleError(rule.name, redactor.error(exc)))
-            hit = options.rule_errors_are_violations
-        if hit:
-            violated.append(rule)
-            if options.stop_on_first_violation:
-                break
-    return Verdict(
-        container,
-        tuple(violated),
-        tuple(errors),
-        tuple(whitelisted),
-        None,
-        tuple(deferred),
-        tuple(failed.values()),
-    )
+class Judgement:
+    """One container judged rule by rule, resumable.
+
+    With `gathering`, a rule (or whitelist lambda) that reads a fact the container lacks but the checker can
+    gather (FactNotGathered: metrics and position of a running container) stops the judgement before that
+    rule: `run` returns None and `needs` names the fact. `run` again with the container completed goes on from
+    that rule, so a rule that finished is never called twice and judging does no I/O. Facts that cannot be
+    known yet (before the container starts) defer the rule."""
+
+    def __init__(
+        self,
+        rules: Iterable[Rule],
+        whitelist: Whitelist,
+        options: JudgeOptions = JudgeOptions(),
+        now: datetime | None = None,
+    ) -> None:
+        self._rules = tuple(rules)
+        self._whitelist = whitelist
+        self._options = options
+        self._now = now
+        self._next = 0  # the rule to judge next
+        self._violated: list[Rule] = []
+        self._errors: list[RuleError] = []
+        self._whitelisted: list[str] = []
+        self._deferred: list[str] = []
+        self._failed: dict[str, WhitelistError] = {}  # the first error of each whitelist lambda
+        self.needs: str | None = None
+
+    def run(self, container: Container, gathering: bool = True) -> Verdict | None:
+        """The verdict, or None when a rule needs a fact `container` lacks (see `needs`)."""
+        self.needs = None
+        if self._next == 0:
+            reason = self._exempt(container)
+            if reason:
+                return Verdict(container, exempt=reason)
+        redactor = Redactor(container.params)  # an error may quote the container's secrets
+
+        def whitelist_failed(custom: WhitelistRule, exc: Exception) -> None:
+            if gathering and isinstance(exc, FactNotGathered):
+                return  # judged again once the fact is gathered
+            if custom.name not in self._failed:
+                self._failed[custom.name] = WhitelistError(custom.name, redactor.error(exc))
+
+        exempt = self._whitelist.rule_exemptions(container, whitelist_failed, self._now)
+        options = self._options
+        container.take_wanted()
+        while self._next < len(self._rules):
+            rule = self._rules[self._next]
+            reason = exempt(rule.name)
+            if not reason:
+                try:
+                    hit: bool | None = bool(rule.check(container))
+                except FactUnavailable:
+                    hit = None
+                except Exception as exc:  # noqa: BLE001 - a rule's failure is a value, never a crash
+                    error: RuleError | None = RuleError(rule.name, redactor.error(exc))
+                    hit = options.rule_errors_are_violations
+                else:
+                    error = None
+            wanted = container.take_wanted()
+            if gathering and wanted:
+                self.needs = wanted  # read, even if the rule or a whitelist lambda caught what it raised
+                return None
+            self._next += 1
+            if reason:
+                self._whitelisted.append(rule.name)
+            elif hit is None:
+                self._deferred.append(rule.name)
+            else:
+                if error is not None:
+                    self._errors.append(error)
+                if hit:
+                    self._violated.append(rule)
+                    if options.stop_on_first_violation:
+                        break
+        return Verdict(
+            container,
+            tuple(self._violated),
+            tuple(self._errors),
+            tuple(self._whitelisted),
+            None,
+            tuple(self._deferred),
+            tuple(self._failed.values()),
+        )
+
+    def _exempt(self, container: Container) -> str | None:
+        """Why the whole container is skipped, or None."""
+        options = self._options
+        if options.own_container_id and container.cid.startswith(options.own_container_id):
+            return OWN_CONTAINER
+        if container.cid in options.peer_ids():
+            return PEER_CONTAINER
+        return self._whitelist.exempts_container(container)
