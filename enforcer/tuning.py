@@ -38,7 +38,8 @@ def apply_niceness(nice: int | None) -> None:
     """NICE, with a log line saying what it did or what to fix."""
     if nice is None:
         return
-    problem = set_niceness(nice)
+    # Already there (systemd's Nice=): nothing to ask for, which a unit that denies @resources would refuse.
+    problem = None if os.getpriority(os.PRIO_PROCESS, 0) == nice else set_niceness(nice)
     if problem is None:
         log.info("running at nice %d (NICE)", nice)
         return

@@ -56,6 +56,17 @@ def test_a_refused_priority_is_logged_with_the_fix_and_the_daemon_goes_on(
     assert "--ulimit nice=30" in record.getMessage() and "CAP_SYS_NICE" in record.getMessage()
 
 
+def test_a_priority_already_in_force_is_not_asked_for_again(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """systemd's Nice= set it before the start, and the unit's system-call filter refuses setpriority."""
+    monkeypatch.setattr(tuning.os, "getpriority", lambda which, who: -10)
+    monkeypatch.setattr(tuning.os, "setpriority", lambda *a: pytest.fail("setpriority called"))
+    with caplog.at_level(logging.INFO, "enforcer.tuning"):
+        apply_niceness(-10)
+    assert [r.getMessage() for r in caplog.records] == ["running at nice -10 (NICE)"]
+
+
 def test_without_nice_the_priority_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tuning.os, "setpriority", lambda *a: pytest.fail("setpriority called"))
     apply_niceness(None)

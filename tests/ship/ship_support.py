@@ -21,7 +21,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -308,13 +308,15 @@ class Daemon:
         self._log.close()
 
 
-def start_daemon(name: str, env: Mapping[str, str], cwd: Path) -> Daemon:
-    """`python -m enforcer run` with exactly `env` (plus PATH), its output in cwd/<name>.log."""
+def start_daemon(
+    name: str, env: Mapping[str, str], cwd: Path, command: Sequence[str] | None = None
+) -> Daemon:
+    """`python -m enforcer run` (or `command`) with exactly `env` (plus PATH), its output in cwd/<name>.log."""
     port = int(env["LISTEN_ADDRESS"].rpartition(":")[2])
     log_path = cwd / f"{name}.log"
     log = open(log_path, "wb")  # noqa: SIM115 - closed by Daemon.stop
     process = subprocess.Popen(
-        [sys.executable, "-m", "enforcer", "run"],
+        list(command or [sys.executable, "-m", "enforcer", "run"]),
         cwd=cwd,
         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(REPO), **env},
         stdout=log,
