@@ -79,7 +79,15 @@ class Daemon:
         self.metrics.count_episodes(self.episodes.counts)
         self.reloader = PolicyReloader(settings, self.in_force, self.metrics)
         self.api = ApiServer(
-            create_app(settings, self.health, self.in_force, self.store, self.metrics, socket.gethostname()),
+            create_app(
+                settings,
+                self.health,
+                self.in_force,
+                self.store,
+                self.metrics,
+                socket.gethostname(),
+                self.episodes,
+            ),
             *settings.listen_address,
         )
         self.scheduler = BackgroundScheduler(timezone="UTC")

@@ -48,8 +48,10 @@ from werkzeug.wrappers import Response as BaseResponse
 from enforcer import __version__
 from enforcer.judge.policy import Policy
 from enforcer.policy_in_force import PolicyInForce
+from enforcer.record.episodes import Episode, EpisodeStore
 from enforcer.record.store import Detection, DetectionStore, StoreError
 from enforcer.report import page
+from enforcer.report.episodes_view import episode_json, episode_rows
 from enforcer.report.hosts import HostCheck
 from enforcer.report.metrics import Metrics
 from enforcer.settings import Settings
@@ -71,10 +73,11 @@ def create_app(
     store: DetectionStore,
     metrics: Metrics,
     host_name: str,
+    episodes: EpisodeStore | None = None,
 ) -> Flask:
     """The status app; it only reads from its parts, and never changes anything."""
     app = Flask(__name__)
-    views = _Views(settings, health, in_force, store, metrics, host_name)
+    views = _Views(settings, health, in_force, store, metrics, host_name, episodes)
     app.before_request(views.check_host)  # registration order is call order: hosts before the token
     app.before_request(views.authorize)
     app.after_request(_nosniff)
@@ -123,8 +126,10 @@ class _Views:
         store: DetectionStore,
         metrics: Metrics,
         host: str,
+        episodes: EpisodeStore | None = None,
     ) -> None:
         self.settings = settings
+        self.episodes = episodes
         self.health = health
         self.in_force = in_force
         self.store = store
@@ -184,7 +189,12 @@ class _Views:
         body: dict[str, Any] = sweep_keys(self.settings, health)
         body["host"] = self.host
         body["detections"] = [detection_json(d, query) for d in found]
+        now = datetime.now(UTC)
+        body["episodes"] = [episode_json(e, now, iso) for e in self._open_episodes()]
         return _json(body)
+
+    def _open_episodes(self) -> list[Episode]:
+        return self.episodes.all() if self.episodes is not None else []
 
     def _page_facts(self, health: HealthSnapshot, found: list[Detection], recent: bool) -> page.PageFacts:
         return page.PageFacts(
@@ -198,6 +208,7 @@ class _Views:
             detections=tuple(found),
             total=self.store.count(),
             recent=recent,
+            episodes=tuple(episode_rows(self._open_episodes(), datetime.now(UTC))),
         )
 
     def rules(self) -> Response:

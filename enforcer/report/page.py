@@ -40,6 +40,7 @@ class PageFacts:
     detections: tuple[Detection, ...]
     total: int  # containers in the record
     recent: bool  # /recent: only since the last sweep began
+    episodes: tuple[dict[str, Any], ...] = ()  # rows of episodes_view.episode_rows
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ def status_page(facts: PageFacts) -> str:
         rules_version=facts.policy.version,
         rules_path=_path(facts.policy, "rules"),
         exceptions=exception_rows(facts.policy),
+        episodes=facts.episodes,
     )
 
 

@@ -105,11 +105,13 @@ def test_limit_updates_in_place_and_pause_pauses(
          "limits": {"memory": "64m", "cpus": 0.5, "pids": 100},
          "rule": lambda c: c.name.startswith("lim") and not c.params["HostConfig"]["Memory"]},
         {"name": "freeze", "for": 1, "action": "pause", "rule": lambda c: c.name.startswith("freeze")},
+        {"name": "noted", "for": 1, "action": "pause", "mode": "WARN", "rule": lambda c: c.name.startswith("noted")},
     ]
     """
     enforcer = start(daemon, rules, tmp_path)
     limited = containers.run("lim-1")
     frozen = containers.run("freeze-1")
+    noted = containers.run("noted-1")
     host_config = wait_until(lambda: (h := containers.inspect(limited)["HostConfig"])["Memory"] and h, 20)
     assert host_config, enforcer.tail()
     assert host_config["Memory"] == 64 * 1024**2
@@ -122,9 +124,17 @@ def test_limit_updates_in_place_and_pause_pauses(
         "limited: memory unlimited -> 64m, cpus unlimited -> 0.5, pids unlimited -> 100",
     )
     assert wait_until(lambda: containers.inspect(frozen)["State"]["Paused"], 20), enforcer.tail()
+    record = enforcer.wait_for_violation("noted-1")
+    assert (record["mode"], record["action"], record["outcome"]) == ("WARN", "would pause", "recorded")
     time.sleep(3)  # more samples: acted once per episode
     assert len(enforcer.violations("lim-1")) == 1
     assert len(enforcer.violations("freeze-1")) == 1
+    assert len(enforcer.violations("noted-1")) == 1
+    assert not containers.inspect(noted)["State"]["Paused"]
+    assert "recorded noted-1 noted" in trigger_lines(tmp_path / "triggers.log")
+    phases = {(e["name"], e["phase"]) for e in enforcer.get("/")["episodes"]}
+    assert {("/freeze-1", "enforced"), ("/noted-1", "recorded")} <= phases
+    assert not any(name == "/lim-1" for name, _ in phases)  # the limit fixed it: the episode ended
 
 
 def test_a_daemon_restart_keeps_the_for_clock_and_never_acts_twice_in_a_grace(
