@@ -198,5 +198,60 @@ def test_image_serves_its_status_page(clean_engine: Engine, enforcer_image: str,
     assert "<html" in page.body.lower()
 
 
+def test_the_pair_in_containers_spares_each_other_by_id_and_judges_a_name(
+    clean_engine: Engine,
+    enforcer_image: str,
+    run_container: RunContainer,
+    rules_dir: Path,
+    volumes: list[str],
+) -> None:
+    """deploy/compose.yaml's way: both enforcers mount the `peers` volume (PEERS_DIR), the twin starts first.
+
+    Both break the memory rule, as every container here does; the KILL instance spares the twin by the id the
+    twin wrote into the volume, and stops a container named as the original's whitelist used to spare.
+    """
+    volumes.append("enforcer-peers")
+    ports = {"docker-enforcer-audit": free_port(), "docker-enforcer": free_port()}
+
+    def start(name: str, *env: str) -> str:
+        clean_engine.docker(
+            "run", "--detach", "--name", name, "--network", "host",
+            "--group-add", str(clean_engine.socket.stat().st_gid),
+            "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+            "--env", f"LISTEN_ADDRESS=127.0.0.1:{ports[name]}", "--env", "RUN_START_EVENTS=True",
+            "--env", "CHECK_INTERVAL_S=1", "--env", "IMMEDIATE_PERIODICAL_START=True",
+            "--env", "PEERS_DIR=/var/lib/docker-enforcer-peers", *env,
+            "--volume", "enforcer-peers:/var/lib/docker-enforcer-peers",
+            "--volume", f"{rules_dir}:/opt/docker_enforcer/rules:ro",
+            "--volume", f"{clean_engine.socket}:/var/run/docker.sock:ro",
+            enforcer_image,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{ports[name]}"
+        wait_for(f"{name} to answer /healthz", lambda: _ok(http_get(url + "/healthz")), timeout=60)
+        return clean_engine.docker("inspect", "--format", "{{.Id}}", name).stdout.strip()
+
+    twin = start("docker-enforcer-audit", "--env", "MODE=WARN")
+    kill = start("docker-enforcer", "--env", "MODE=KILL")
+    kill_url = f"http://127.0.0.1:{ports['docker-enforcer']}"
+
+    def sweeps() -> float:
+        reply = http_get(kill_url + "/metrics")
+        return metric(reply.body, "docker_enforcer_sweep_duration_seconds_count") if reply else 0.0
+
+    wait_for("two sweeps of the KILL instance", lambda: sweeps() >= 2, timeout=30)
+    forged = run_container("docker_enforcer")  # the original's default WHITE_LIST spared this name
+    wait_for("the KILL instance to stop docker_enforcer", lambda: stopped(clean_engine, forged), timeout=30)
+    clean_engine.docker("restart", "--time", "0", "docker-enforcer-audit")  # same container, same id
+    count = sweeps()
+    wait_for("two more sweeps", lambda: sweeps() >= count + 2, timeout=30)
+
+    assert running(clean_engine, "docker-enforcer-audit") and running(clean_engine, "docker-enforcer")
+    found = http_get(kill_url + "/?show_all_violated_rules=1")
+    assert found is not None and found.status == 200
+    assert {d["name"] for d in found.json()["detections"]} == {"/docker_enforcer"}
+    volume = json.loads(clean_engine.docker("volume", "inspect", "enforcer-peers").stdout)[0]
+    assert sorted(p.name for p in Path(volume["Mountpoint"]).iterdir()) == sorted([twin, kill])
+
+
 def _ok(reply: Reply | None) -> Reply | None:
     return reply if reply is not None and reply.status == 200 else None
