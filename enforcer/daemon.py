@@ -1,7 +1,7 @@
 """`docker-enforcer run`: wires the parts and owns the stop flag, the threads, the scheduler and the API.
 
 events: create ───────────> prevention ─┐
-events: start, update, rename ──────────┼─> pipeline: facts -> judge -> act -> record ─> triggers (a lane each)
+events: start, update, rename, exec ────┼─> pipeline: facts -> judge -> act -> record ─> triggers (a lane each)
 sweeps ─────────────────────────────────┘                                             └─> status API, /metrics
 """
 
@@ -199,14 +199,14 @@ class Daemon:
             self.scheduler.add_job(self.peers.refresh, "interval", seconds=RELOAD_POLL_S, id="peers")
         self.scheduler.add_job(self._purge, "interval", seconds=PURGE_INTERVAL_S, id="purge")
         self.scheduler.start()
-        if s.run_start_events:
+        if s.run_start_events or s.run_exec_events:
             sweeper = self.sweeper
             self.watcher = EventWatcher(
                 s, host, pipeline, Prevention(pipeline, host), self.health, self.metrics,
                 catch_up=lambda: request_sweep(self.scheduler, sweeper), stop=self.stop,
             )  # fmt: skip
             self._watcher_thread = _guarded_thread("events", self.watcher.run, self.stop, self.health)
-        if not s.run_start_events and not s.run_periodic:
+        if not s.run_start_events and not s.run_periodic and not s.run_exec_events:
             log.warning("RUN_START_EVENTS and RUN_PERIODIC are both off: nothing will be checked")
 
     def _main_loop(self) -> None:
@@ -221,7 +221,8 @@ class Daemon:
 
     def _alive(self) -> bool:
         """The watchdog is fed only while the long-lived workers run."""
-        if self.settings.run_start_events and not (self._watcher_thread and self._watcher_thread.is_alive()):
+        watching = self.settings.run_start_events or self.settings.run_exec_events
+        if watching and not (self._watcher_thread and self._watcher_thread.is_alive()):
             return False
         return bool(self.scheduler.running)
 

@@ -135,6 +135,20 @@ class Pipeline:
                 log.debug("container %s vanished before it could be checked", cid[:12])
                 return None
 
+    def check_exec(self, cid: str, exec_id: str, event_time: float | None = None) -> Verdict | None:
+        """Check one `docker exec` session at its exec_start: every rule, with `c.exec` set; a violation acts on
+        the container. None when the container vanished or the exec is the container's own healthcheck."""
+        with self.locks.hold(cid):
+            policy = self.policy()
+            try:
+                container = self.gatherer.exec_session(cid, exec_id, Source.EXEC)
+                if container is None:
+                    return None
+                return self.conclude(self.judge(container, policy), policy, Source.EXEC, event_time)
+            except ContainerGone:
+                log.debug("container %s or its exec vanished before it could be checked", cid[:12])
+                return None
+
     def check_container(self, container: Container, source: Source) -> Verdict:
         """Check a container whose facts were gathered already (sweeps)."""
         with self.locks.hold(container.cid):
@@ -232,14 +246,17 @@ class Pipeline:
             rule_errors=tuple(str(e) for e in (*verdict.errors, *verdict.whitelist_errors)),
             restart_policy=done.restart_policy,
             config=safe_config(container.params) if prevent else None,
+            exec_command=container.exec.executable if container.exec else None,
         )
+        executable = f" exec={finding.exec_command}" if finding.exec_command is not None else ""
         log.info(
-            "violation: container=%s id=%s image=%s rules=%s mode=%s action=%s outcome=%s",
+            "violation: container=%s id=%s image=%s rules=%s mode=%s action=%s outcome=%s%s",
             finding.name, container.short_id, finding.image, ", ".join(finding.rules), finding.mode,
-            finding.action, finding.outcome_text,
+            finding.action, finding.outcome_text, executable,
             extra={"container": finding.name, "container_id": container.short_id, "image": finding.image,
                    "rules": list(finding.rules), "mode": str(finding.mode), "action": finding.action,
-                   "outcome": finding.outcome_text, "source": str(source)},
+                   "outcome": finding.outcome_text, "source": str(source),
+                   **({"exec": finding.exec_command} if finding.exec_command is not None else {})},
         )  # fmt: skip
         for rule in finding.rules:
             self.metrics.detections.labels(

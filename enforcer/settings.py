@@ -288,6 +288,13 @@ class Settings:
     run_rename_events: bool = setting(
         "RUN_RENAME_EVENTS", False, _boolean, "also re-check on `rename` events"
     )
+    run_exec_events: bool = setting(
+        "RUN_EXEC_EVENTS",
+        False,
+        _boolean,
+        "judge every `docker exec` at its `exec_start` with `c.exec` set (healthchecks excepted); a violator "
+        "is stopped in KILL mode",
+    )
     catch_up_sweep: bool = setting(
         "CATCH_UP_SWEEP", True, _boolean, "with events on, sweep at start (and after every reconnect)"
     )

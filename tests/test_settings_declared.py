@@ -22,6 +22,7 @@ PUBLIC_KEYS = {
     "run_start_events",
     "run_update_events",
     "run_rename_events",
+    "run_exec_events",
     "check_interval_s",
     "sample_interval_s",
     "immediate_periodical_start",

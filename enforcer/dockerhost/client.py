@@ -145,8 +145,21 @@ class DockerHost:
             return self._api.stats(cid, stream=False, one_shot=True)
 
     def image_tags(self, image_id: str) -> list[str]:
+        return list(self.inspect_image(image_id).get("RepoTags") or [])
+
+    def inspect_image(self, image_id: str) -> Json:
+        """`docker image inspect`; ContainerGone when the image is gone."""
+        if self._fast is not None:
+            return self._fast.inspect_image(image_id)
         with translated(f"inspect image {image_id[:19]}"):
-            return list(self._api.inspect_image(image_id).get("RepoTags") or [])
+            return self._api.inspect_image(image_id)
+
+    def inspect_exec(self, exec_id: str) -> Json:
+        """`GET /exec/{id}/json`: ProcessConfig (entrypoint, arguments, user, privileged, tty), ContainerID."""
+        if self._fast is not None:
+            return self._fast.inspect_exec(exec_id)
+        with translated(f"inspect exec {exec_id[:12]}"):
+            return self._api.exec_inspect(exec_id)
 
     def kill(self, cid: str) -> None:
         if self._fast is not None:

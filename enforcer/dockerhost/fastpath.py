@@ -177,6 +177,12 @@ class FastPath:
     def inspect_soon(self, cid: str) -> Answer[Any]:
         return self.begin("GET", f"/containers/{quote(cid)}/json", f"inspect {cid[:12]}")
 
+    def inspect_image(self, image_id: str) -> Any:
+        return self.request("GET", f"/images/{quote(image_id)}/json", f"inspect image {image_id[:19]}")
+
+    def inspect_exec(self, exec_id: str) -> Any:
+        return self.request("GET", f"/exec/{quote(exec_id)}/json", f"inspect exec {exec_id[:12]}")
+
     def kill(self, cid: str) -> None:
         self.request("POST", f"/containers/{quote(cid)}/kill", f"kill {cid[:12]}")
 

@@ -5,13 +5,16 @@ Compatible with the original's `Container`: `cid`, `params`, `metrics`, `positio
 `memory_bytes`, `memory_percent` and `uptime_s` (see facts/usage.py), for rules held over time. `metrics`
 and `position` may be `Missing`: reading one raises. No I/O here: a fact not gathered yet (`FactNotGathered`)
 is noted, the judgement stops, the checker gathers it (`FactGatherer.complete`) and the judgement goes on, so
-a check whose rules never read metrics does not wait a second for `docker stats`.
+a check whose rules never read metrics does not wait a second for `docker stats`. `image_info` (the image's
+inspect) works the same way: fetched only for a rule that reads it, once per image (facts/images.py).
+
+`exec` is set on the check of one `docker exec` session only (`ExecFacts`), None on every other check.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +25,7 @@ from enforcer.facts.views import EMPTY, CaseInsensitiveMap, wrap
 UNKNOWN_OWNER = "[unknown]"
 __all__ = [
     "Container",
+    "ExecFacts",
     "FactNotGathered",
     "FactUnavailable",
     "Missing",
@@ -57,12 +61,53 @@ class Missing:
         return not self.why and self.failure is None
 
 
+@dataclass(frozen=True)
+class ExecFacts:
+    """One `docker exec` session as rules see it in `c.exec`.
+
+    `user` is the user the exec runs as: its own `-u`, or else the container's Config.User, as the engine
+    does ("" when both are empty: the image's default, root). `command` is the executable and its arguments;
+    arguments can hold secrets, so only `executable` is ever logged or recorded (repr and str leave the rest
+    out).
+    """
+
+    id: str
+    user: str
+    privileged: bool
+    tty: bool
+    command: tuple[str, ...] = field(repr=False)
+
+    @property
+    def executable(self) -> str:
+        return self.command[0] if self.command else ""
+
+    def __str__(self) -> str:
+        return f"exec {self.executable} as {self.user or 'the default user'}"
+
+    @classmethod
+    def from_inspect(cls, raw: Mapping[str, Any], container_user: str = "") -> ExecFacts:
+        """From `GET /exec/{id}/json`; `container_user` is the container's Config.User."""
+        process = raw.get("ProcessConfig") or {}
+        entrypoint = process.get("entrypoint")
+        arguments = [str(a) for a in process.get("arguments") or []]
+        return cls(
+            id=str(raw.get("ID") or ""),
+            user=str(process.get("user") or container_user or ""),
+            privileged=bool(process.get("privileged")),
+            tty=bool(process.get("tty")),
+            command=tuple(([str(entrypoint)] if entrypoint else []) + arguments),
+        )
+
+
+NO_IMAGE_INFO = Missing("image_info", why="the image's inspect data is not known here")
+
+
 class Container:
     """One container's facts as rules see them."""
 
     __slots__ = (
-        *("cid", "check_source", "owner", "image", "_params", "_metrics", "_position"),
-        *("_cpu_percent", "_checked_at", "_wanted"),
+        *("cid", "check_source", "owner", "image", "exec", "_params", "_metrics", "_position"),
+        *("_cpu_percent", "_checked_at", "_wanted", "_image_info"),
     )
 
     def __init__(
@@ -78,11 +123,16 @@ class Container:
         image: str | None = None,
         cpu_percent: float | None = None,
         checked_at: datetime | None = None,
+        exec: ExecFacts | None = None,
+        image_info: Mapping[str, Any] | Missing = NO_IMAGE_INFO,
     ) -> None:
         """`cpu_percent`: measured since the previous sample (CpuHistory); None: from the stats alone.
-        `checked_at`: the time `uptime_s` is counted to (the current time when None)."""
+        `checked_at`: the time `uptime_s` and `image_age_days` are counted to (the current time when None).
+        `exec`: the exec session of an exec check (None on every other check)."""
         self.cid = cid
         self.check_source = check_source
+        self.exec = exec
+        self._image_info = image_info if isinstance(image_info, Missing) else wrap(image_info)
         self._params: CaseInsensitiveMap = wrap(params)
         self.owner = owner if owner is not None else owner_of(self.labels, owner_labels)
         self._metrics = metrics if isinstance(metrics, Missing) else wrap(metrics)
@@ -122,7 +172,10 @@ class Container:
         return wanted
 
     def with_facts(
-        self, metrics: Mapping[str, Any] | Missing | None = None, position: int | Missing | None = None
+        self,
+        metrics: Mapping[str, Any] | Missing | None = None,
+        position: int | Missing | None = None,
+        image_info: Mapping[str, Any] | Missing | None = None,
     ) -> Container:
         """A copy with the facts given (the others as they are)."""
         return Container(
@@ -135,7 +188,24 @@ class Container:
             image=self.image,
             cpu_percent=self._cpu_percent,
             checked_at=self._checked_at,
+            exec=self.exec,
+            image_info=self._image_info if image_info is None else image_info,
         )
+
+    @property
+    def image_info(self) -> CaseInsensitiveMap:
+        """`docker image inspect` data of the container's image; keys match without regard to case."""
+        if isinstance(self._image_info, Missing):
+            raise self._missing(self._image_info)
+        return self._image_info
+
+    @property
+    def image_age_days(self) -> float:
+        """Days since the image was built (its `Created`); FactUnavailable when the image gives no time."""
+        created = usage.parse_time(str(self.image_info.get("Created") or ""))
+        if created is None:
+            raise FactUnavailable("the image's inspect data gives no creation time")
+        return ((self._checked_at or usage.now()) - created).total_seconds() / 86400
 
     @property
     def uptime_s(self) -> float:

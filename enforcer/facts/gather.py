@@ -1,8 +1,9 @@
-"""Gathering facts about containers from the engine: params (inspect), metrics (stats), position.
+"""Gathering facts about containers from the engine: params (inspect), metrics (stats), position, the image
+(image inspect, one fetch per image id) and, for an exec check, the exec session (exec inspect).
 
-All of it before judging: a sweep gathers every fact of every running container; an event check gathers
-params, and metrics or position only when a rule reads them (the judge stops and says which, see
-`judge.Judgement`).
+All of it before judging: a sweep gathers params, metrics and position of every running container; an event
+check gathers params, and metrics or position only when a rule reads them; the image only when a rule reads
+it, on any check (the judge stops and says which, see `judge.Judgement`).
 
 Facts for many containers are fetched concurrently over a bounded pool: the engine answers every pending
 one-shot stats request on the same 1-second tick, so 100 containers cost about one tick, not 100.
@@ -22,7 +23,8 @@ from typing import Any
 from enforcer.dockerhost.client import DockerHost, Json
 from enforcer.dockerhost.errors import ContainerGone, EngineError
 from enforcer.facts import usage
-from enforcer.facts.container import Container, FactUnavailable, Missing
+from enforcer.facts.container import Container, ExecFacts, FactUnavailable, Missing
+from enforcer.facts.images import ImageCache
 from enforcer.facts.usage import CpuHistory
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,28 @@ def _sortable_time(stamp: str) -> str:
     return f"{match['head']}.{(match['fraction'] or '').ljust(9, '0')}Z"
 
 
+def is_healthcheck(exec_inspect: Mapping[str, Any], params: Mapping[str, Any]) -> bool:
+    """Whether an exec is the container's own healthcheck, run as the engine runs it (moby daemon/health.go):
+    the command of Config.Healthcheck.Test (`CMD`: its items; `CMD-SHELL`: Config.Shell, by default
+    `/bin/sh -c`, then the string), as Config.User, not privileged, without a tty. A `docker exec` that copies
+    all of that gains nothing the healthcheck does not already have."""
+    config = params.get("Config") or {}
+    test = list((config.get("Healthcheck") or {}).get("Test") or [])
+    if len(test) < 2 or test[0] not in ("CMD", "CMD-SHELL"):
+        return False
+    command = test[1:]
+    if test[0] == "CMD-SHELL":
+        command = list(config.get("Shell") or ["/bin/sh", "-c"]) + command
+    process = exec_inspect.get("ProcessConfig") or {}
+    ran = [process.get("entrypoint"), *(process.get("arguments") or [])]
+    return (
+        ran == command
+        and not process.get("privileged")
+        and not process.get("tty")
+        and (process.get("user") or "") == (config.get("User") or "")
+    )
+
+
 METRICS_BEFORE_START = Missing("metrics", why="metrics are not known before the container starts")
 POSITION_BEFORE_START = Missing("position", why="position is not known before the container starts")
 
@@ -82,6 +106,7 @@ class FactGatherer:
         self._params: dict[str, Json] = {}
         self._image_tags: dict[str, str] = {}
         self.cpu = CpuHistory()  # the previous stats sample of each running container, for cpu_percent
+        self.images = ImageCache(lambda image_id: self.host.inspect_image(image_id))
         self._pool = ThreadPoolExecutor(max_workers=MAX_FANOUT, thread_name_prefix="facts")
 
     def close(self) -> None:
@@ -162,12 +187,21 @@ class FactGatherer:
         order = self.running_order()
         return order.index(cid) if cid in order else len(order)
 
+    def image_of(self, container: Container) -> Json:
+        """The container's image inspect (Image: the image id), fetched once per image (`ImageCache`)."""
+        return self.images.get(str(container.params.get("Image") or ""))
+
     # -- containers ----------------------------------------------------------------------------------------
     def one(
-        self, cid: str, source: str, summary: Mapping[str, Any] | None = None, fresh: bool = False
+        self,
+        cid: str,
+        source: str,
+        summary: Mapping[str, Any] | None = None,
+        fresh: bool = False,
+        exec: ExecFacts | None = None,
     ) -> Container:
-        """One container's facts for an event check: params now; metrics and position when a rule reads them
-        (`complete`)."""
+        """One container's facts for an event check: params now; metrics, position and the image when a rule
+        reads them (`complete`)."""
         params = self.params(cid, summary, fresh=fresh)
         return Container(
             cid,
@@ -177,16 +211,32 @@ class FactGatherer:
             check_source=source,
             owner_labels=self.options.owner_labels,
             image=self.image_name(params),
+            exec=exec,
+            image_info=Missing("image_info"),
         )
 
+    def exec_session(self, cid: str, exec_id: str, source: str = "exec") -> Container | None:
+        """The facts of a check of one `docker exec` session: the container's with `exec` set; None when the
+        exec is the container's own healthcheck (never judged)."""
+        raw = self.host.inspect_exec(exec_id)
+        params = self.params(cid)
+        if is_healthcheck(raw, params):
+            return None
+        user = str((params.get("Config") or {}).get("User") or "")
+        return self.one(cid, source, exec=ExecFacts.from_inspect(raw, user))
+
     def complete(self, container: Container, fact: str) -> Container:
-        """`container` with `fact` ("metrics" or "position") gathered.
+        """`container` with `fact` ("metrics", "position" or "image_info") gathered.
 
         A fact the engine fails to give is kept as that failure: the rules that read it get it as their error,
         as they did when they fetched the fact themselves."""
-        fetch = {"metrics": self.metrics, "position": self.position_of}[fact]
+        fetch: dict[str, Callable[[], Any]] = {
+            "metrics": lambda: self.metrics(container.cid),
+            "position": lambda: self.position_of(container.cid),
+            "image_info": lambda: self.image_of(container),
+        }
         try:
-            value: Any = fetch(container.cid)
+            value: Any = fetch[fact]()
         except Exception as exc:  # noqa: BLE001 - a value for the rules that read it, never a crash here
             value = Missing(fact, failure=exc)
         return container.with_facts(**{fact: value})
@@ -201,6 +251,7 @@ class FactGatherer:
             check_source=source,
             owner_labels=self.options.owner_labels,
             image=self.image_name(params),
+            image_info=Missing("image_info"),
         )
 
     def all_running(
@@ -224,6 +275,7 @@ class FactGatherer:
 
         fetched = [f for f in self._map(fetch, summaries) if f is not None]
         fetched.sort(key=lambda pm: start_key(pm[0]))
+        self.images.keep_only(str(params.get("Image") or "") for params, _ in fetched)
         now = usage.now()
         return [
             Container(
@@ -236,6 +288,7 @@ class FactGatherer:
                 image=self.image_name(params),
                 cpu_percent=self.cpu_since_last(params, metrics, now),
                 checked_at=now,
+                image_info=Missing("image_info"),
             )
             for index, (params, metrics) in enumerate(fetched)
         ]

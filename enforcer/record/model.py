@@ -25,6 +25,7 @@ class Source(enum.StrEnum):
     EVENT = "event"  # a start, update or rename event
     CREATE = "create"  # a create event: judged on its params before it started
     SAMPLE = "sample"  # a rule held over time, judged every SAMPLE_INTERVAL_S
+    EXEC = "exec"  # an exec_start event (RUN_EXEC_EVENTS): judged with `c.exec` set
 
 
 class Action(enum.StrEnum):
@@ -93,6 +94,7 @@ class Finding:
     restart_policy: str | None = None  # the policy the container had before the enforcer set it to "no"
     config: Mapping[str, Any] | None = None
     timestamp: datetime = field(default_factory=utcnow)
+    exec_command: str | None = None  # an exec check's executable, never its arguments (they can hold secrets)
 
     @property
     def outcome_text(self) -> str:

@@ -30,7 +30,7 @@ from enforcer.settings import Mode
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 PURGE_EVERY = 1000  # findings between the purges that `record` runs by itself
 WAL_LIMIT_BYTES = 4 * 1024 * 1024  # the WAL file is truncated back to this after a checkpoint
 FILE_MODE = 0o600  # detections name containers, images, labels and configs: for the daemon's user only
@@ -55,7 +55,8 @@ CREATE TABLE IF NOT EXISTS containers (
     outcome        TEXT NOT NULL,
     source         TEXT NOT NULL,
     rule_errors    TEXT NOT NULL,   -- JSON list
-    outcome_detail TEXT             -- why the action failed; NULL when it did not
+    outcome_detail TEXT,            -- why the action failed; NULL when it did not
+    exec_command   TEXT             -- an exec check's executable (never its arguments); NULL for others
 );
 CREATE INDEX IF NOT EXISTS containers_by_last_ts ON containers (last_ts);
 CREATE TABLE IF NOT EXISTS detections (
@@ -70,6 +71,7 @@ CREATE TABLE IF NOT EXISTS detections (
     source         TEXT NOT NULL,
     rule_errors    TEXT NOT NULL,
     outcome_detail TEXT,
+    exec_command   TEXT,
     PRIMARY KEY (container_id, rule)
 );
 CREATE INDEX IF NOT EXISTS detections_by_last_ts ON detections (last_ts);
@@ -81,7 +83,7 @@ CREATE TABLE IF NOT EXISTS counters (
 
 # What takes a database written with the schema before each version to that version (a new database gets
 # _SCHEMA as it is). Version 2: the reason of a failed action moves out of `outcome` ("failed: <reason>", as
-# version 1 wrote it) into `outcome_detail`.
+# version 1 wrote it) into `outcome_detail`. Version 3: `exec_command`, the executable of an exec check.
 _MIGRATIONS = {
     2: [
         *(f"ALTER TABLE {table} ADD COLUMN outcome_detail TEXT" for table in ("containers", "detections")),
@@ -91,11 +93,12 @@ _MIGRATIONS = {
             for table in ("containers", "detections")
         ),
     ],
+    3: [f"ALTER TABLE {table} ADD COLUMN exec_command TEXT" for table in ("containers", "detections")],
 }
 
 # The latest-finding columns follow the newest finding by time, even when findings are recorded out of order
 # (an event check and a sweep racing on the same container).
-_LATEST = ("mode", "action", "outcome", "outcome_detail", "source", "rule_errors")
+_LATEST = ("mode", "action", "outcome", "outcome_detail", "source", "rule_errors", "exec_command")
 _CONTAINER = (
     *("container_id", "name", "image", "owner", "labels", "restart_policy", "config"),
     *("count", "first_ts", "last_ts", "rules", *_LATEST),
@@ -149,6 +152,7 @@ class RuleDetection:
     source: Source
     rule_errors: tuple[str, ...] = ()
     outcome_detail: str | None = None
+    exec_command: str | None = None  # the executable, when the latest finding was an exec check
 
     def __str__(self) -> str:
         return f"Rule {self.rule!r} violated {self.count} time(s)"
@@ -180,6 +184,7 @@ class Detection:
     rule_errors: tuple[str, ...] = ()
     rules: tuple[RuleDetection, ...] = field(default=())
     outcome_detail: str | None = None
+    exec_command: str | None = None  # the executable, when the latest finding was an exec check
 
     def __str__(self) -> str:
         return f"Detection of {self.name!r} ({self.container_id[:12]}): {', '.join(self.latest_rules)}"
@@ -346,6 +351,7 @@ class DetectionStore:
             "outcome_detail": finding.outcome_detail,
             "source": Source(finding.source).value,
             "rule_errors": json.dumps(list(finding.rule_errors)),
+            "exec_command": finding.exec_command,
         }
         container = {
             **row,
@@ -531,6 +537,7 @@ class _Latest(TypedDict):
     outcome_detail: str | None
     source: Source
     rule_errors: tuple[str, ...]
+    exec_command: str | None
 
 
 def _latest(row: sqlite3.Row, table: str) -> _Latest:
@@ -541,4 +548,5 @@ def _latest(row: sqlite3.Row, table: str) -> _Latest:
         outcome_detail=row[f"{table}_outcome_detail"],
         source=Source(row[f"{table}_source"]),
         rule_errors=tuple(json.loads(row[f"{table}_rule_errors"])),
+        exec_command=row[f"{table}_exec_command"],
     )

@@ -284,6 +284,8 @@ def detection_json(detection: Detection, query: Query) -> dict[str, Any]:
         "outcome": detection.outcome_text,
         "rule_errors": list(detection.rule_errors),
     }
+    if detection.exec_command is not None:
+        item["exec"] = detection.exec_command  # the executable only, never the arguments
     if query.show_image_and_labels:
         item["image"] = detection.image
         item["labels"] = dict(detection.labels)

@@ -62,14 +62,19 @@ class EventWatcher:
         self._stream: Any = None
         self._since_nano: int | None = None
         self._seen: OrderedDict[tuple[str, str, int], None] = OrderedDict()  # the latest SEEN_KEPT events
-        self.rechecked = {"start"}
+        self.rechecked = {"start"} if settings.run_start_events else set()
         if settings.run_update_events:
             self.rechecked.add("update")
         if settings.run_rename_events:
             self.rechecked.add("rename")
 
     def filters(self) -> dict[str, Any]:
-        return {"type": ["container"], "event": ["create", "start", *FORGET_ON]}
+        events = [*FORGET_ON]
+        if self.settings.run_start_events:
+            events[:0] = ["create", "start"]
+        if self.settings.run_exec_events:
+            events.append("exec_start")  # the engine matches it as a prefix: "exec_start: <command>"
+        return {"type": ["container"], "event": events}
 
     # -- forever ---------------------------------------------------------------------------------------
     def run(self) -> None:
@@ -144,7 +149,9 @@ class EventWatcher:
             return
         if action in FORGET_ON:
             self.pipeline.forget(cid)
-        if action == "create":
+        if action == "exec_start" and self.settings.run_exec_events:
+            self._exec_started(cid, event, nano / 1e9)
+        elif action == "create" and self.settings.run_start_events:
             self._created(cid, nano / 1e9)
         elif action in self.rechecked:
             self._submit(self.pipeline.check, cid, Source.EVENT, nano / 1e9, action != "start")
@@ -157,6 +164,15 @@ class EventWatcher:
             return  # done, or it failed and said why in the log: the start path still checks the container
         if not self._submit(_run, cid, check.finish) and check.raced:
             _logged(_run, cid, check.finish)  # shutting down: the racing half ran (a removal went out)
+
+    def _exec_started(self, cid: str, event: Any, event_time: float) -> None:
+        """An exec session started: judged on a worker. Its command (in the Action text) is never logged."""
+        try:
+            exec_id = str(event["Actor"]["Attributes"]["execID"])
+        except (KeyError, TypeError):
+            log.debug("skipping an exec_start event of %s without an execID", cid[:12])
+            return
+        self._submit(self.pipeline.check_exec, cid, exec_id, event_time)
 
     def _already_seen(self, cid: str, action: str, nano: int) -> bool:
         """Events from the resume point on arrive again after a reconnect: drop the exact repeats.

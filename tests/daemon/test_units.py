@@ -38,6 +38,9 @@ class FakePipeline:
     def check(self, cid: str, source: str, event_time: float | None = None, fresh: bool = False) -> None:
         self._note("check", cid, source, fresh)
 
+    def check_exec(self, cid: str, exec_id: str, event_time: float | None = None) -> None:
+        self._note("check_exec", cid, exec_id)
+
     def created(self, cid: str, event_time: float | None) -> FakeCreateCheck:
         if self.created_raises is not None:
             raise self.created_raises
@@ -59,8 +62,11 @@ class FakeCreateCheck:
 
 @pytest.fixture
 def watcher() -> Any:
+    yield from watching(Settings(run_start_events=True))
+
+
+def watching(settings: Settings) -> Any:
     pipeline = FakePipeline()
-    settings = Settings(run_start_events=True)
     events = EventWatcher(
         settings,
         host=None,  # type: ignore[arg-type]  # _dispatch never talks to the engine
@@ -250,3 +256,29 @@ def daemon_env_without_engine(tmp_path: Path) -> dict[str, str]:
     env["LISTEN_ADDRESS"] = "127.0.0.1:0"
     env["STATE_DB"] = str(tmp_path / "state.db")
     return env
+
+
+def exec_event(cid: str, exec_id: str | None, nano: int = 1) -> dict[str, Any]:
+    attributes = {"image": "busybox", "name": "x"} | ({"execID": exec_id} if exec_id else {})
+    return {
+        "Type": "container",
+        "Action": "exec_start: sh -c echo secret",
+        "Actor": {"ID": cid, "Attributes": attributes},
+        "timeNano": nano,
+    }
+
+
+def test_exec_events_alone_check_execs_and_nothing_else() -> None:
+    for events, pipeline in watching(Settings(run_exec_events=True)):
+        assert events.filters()["event"] == ["update", "rename", "die", "destroy", "exec_start"]
+        calls = dispatched(
+            events, pipeline, exec_event("c1", "e1", 1), exec_event("c2", None, 2),
+            event("c3", "create", 3), event("c3", "start", 4),
+        )  # fmt: skip
+        assert calls == [("check_exec", ("c1", "e1"))]
+
+
+def test_exec_start_is_ignored_unless_exec_events_are_on(watcher: Any) -> None:
+    events, pipeline = watcher
+    assert "exec_start" not in events.filters()["event"]
+    assert dispatched(events, pipeline, exec_event("c1", "e1")) == []

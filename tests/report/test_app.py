@@ -132,6 +132,15 @@ def test_index_has_the_original_keys_then_the_added_ones(
     assert datetime.fromisoformat(first["last_timestamp"]) == (T0 + timedelta(seconds=2)).replace(tzinfo=None)
 
 
+def test_an_exec_detection_names_its_executable_only(
+    client: FlaskClient, store: DetectionStore, make_finding: MakeFinding
+) -> None:
+    store.record(make_finding(rules=(SAFE_RULE,), source=Source.EXEC, exec_command="/bin/sh"))
+    (item,) = get_json(client, "/")["detections"]
+    assert (item["source"], item["exec"]) == ("exec", "/bin/sh")
+    assert list(item) == [*ITEM_KEYS, "exec"]
+
+
 def test_show_all_violated_rules_and_show_image_and_labels(
     client: FlaskClient, recorded: DetectionStore, store: DetectionStore, make_finding: MakeFinding
 ) -> None:

@@ -88,6 +88,19 @@ def test_latest_fields_follow_the_newest_finding_even_when_recorded_late(
     assert (found.first_timestamp, found.last_timestamp, found.count) == (at(5), at(10), 2)
 
 
+def test_an_exec_findings_executable_is_kept_and_follows_the_newest_finding(
+    store: DetectionStore, make_finding: MakeFinding
+) -> None:
+    store.record(make_finding(rules=("a",), source=Source.EXEC, exec_command="sh", timestamp=at(1)))
+    (detection,) = store.detections()
+    assert (detection.source, detection.exec_command, detection.rules[0].exec_command) == (
+        Source.EXEC, "sh", "sh"
+    )  # fmt: skip
+    store.record(make_finding(rules=("a",), source=Source.PERIODIC, timestamp=at(2)))
+    (detection,) = store.detections()
+    assert (detection.exec_command, detection.rules[0].exec_command) == (None, None)
+
+
 def test_restart_policy_keeps_the_first_reported_and_name_follows_renames(
     store: DetectionStore, make_finding: MakeFinding
 ) -> None:
@@ -341,6 +354,7 @@ def test_a_database_of_version_1_is_migrated_and_reads_as_before(
             Action.WOULD_PREVENT, Outcome.RECORDED, Source.CREATE
         )  # fmt: skip
         assert prevented.config == {"Name": "prevented"}
+        assert (failing.exec_command, prevented.exec_command) == (None, None)
         assert opened.distinct_containers() == 2
 
         opened.record(make_finding(container_id="aaaa", rules=("a",), timestamp=at(10**9)))
