@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from enforcer.dockerhost.errors import ContainerGone
-from enforcer.facts.container import Container, FactUnavailable, parse_time
+from enforcer.facts.container import Container, FactUnavailable
 from enforcer.facts.images import ImageCache
 from enforcer.facts.views import ReadOnlyError
 
@@ -28,7 +28,7 @@ def example(name: str) -> dict[str, Any]:
 
 def container(name: str) -> Container:
     data = example(name)
-    return Container(data["container"]["Id"], data["container"], image_info=data["image"], now=NOW)
+    return Container(data["container"]["Id"], data["container"], image_info=data["image"], checked_at=NOW)
 
 
 def test_image_info_is_case_insensitive_and_read_only() -> None:
@@ -57,21 +57,6 @@ def test_an_image_without_a_creation_time_has_no_age() -> None:
     c = Container("c1", {}, image_info={"Id": "sha256:x"})
     with pytest.raises(FactUnavailable):
         c.image_age_days  # noqa: B018
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        ("2026-12-01T12:49:49.432009386Z", datetime(2026, 12, 1, 12, 49, 49, 432009, tzinfo=UTC)),
-        ("2019-06-01T12:00:00Z", datetime(2019, 6, 1, 12, tzinfo=UTC)),
-        ("2019-06-01T14:00:00.5+02:00", datetime(2019, 6, 1, 12, 0, 0, 500000, tzinfo=UTC)),
-        ("soon", None),
-        (None, None),
-        (1234, None),
-    ],
-)
-def test_docker_times(raw: Any, expected: datetime | None) -> None:
-    assert parse_time(raw) == expected
 
 
 def test_the_image_is_fetched_once_however_many_ask_at_once() -> None:
