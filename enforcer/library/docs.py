@@ -57,6 +57,7 @@ def render_markdown() -> str:
     parts.append(_group("Socket-proxy rules", "proxies.rules()", proxies, proxies.SPECS))
     parts.append(_group("Limits and hygiene", "limits.rules()", limits, limits.SPECS))
     parts.append(_factories(FACTORIES))
+    parts.append(_factories(limits.OVER_TIME, OVER_TIME_INTRO))
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -107,8 +108,18 @@ def _rule(rule: dict[str, Any], heading: str = "###") -> list[str]:
     ]
 
 
-def _factories(factories: Iterable[FactorySpec]) -> str:
-    lines = [
+OVER_TIME_INTRO = (
+    "## Rules held over time",
+    "",
+    "Judged on `docker stats` every `SAMPLE_INTERVAL_S` (15 s by default) on running containers, and violated",
+    'only once they held on every sample for `for_` (see the README\'s "Rules over time"). They take',
+    '`grace=` and `action=` (`"kill"`, `"stop"`, `"pause"`) as the rule keys of the same names, and `name=`.',
+    "",
+)
+
+
+def _factories(factories: Iterable[FactorySpec], intro: Iterable[str] = ()) -> str:
+    lines = list(intro) or [
         "## Rules with parameters",
         "",
         "Factories return one rule dict; they check their parameters when the rules file loads, and all take",

@@ -27,6 +27,7 @@ from enforcer.library._inspect import (
     split_reference,
 )
 from enforcer.library.cis import DEFAULT_CAPABILITIES, added_capabilities, restarts_beyond
+from enforcer.units import duration_s, text_duration
 
 # Every Linux capability Docker knows (capabilities(7)), so that a misspelt one fails at load time.
 KNOWN_CAPABILITIES = DEFAULT_CAPABILITIES | frozenset(
@@ -288,6 +289,106 @@ def _label_key(value: Any) -> str:
     return value
 
 
+# -- rules held over time (judged every SAMPLE_INTERVAL_S on running containers, from `docker stats`) -------
+def cpu_above(
+    percent: float,
+    for_: str | float = "10m",
+    *,
+    grace: str | float | None = None,
+    action: str | None = None,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """CPU use above `percent` (of one CPU, as `docker stats` shows it: two busy cores read 200) on every
+    sample for `for_`; `grace` and `action` are the rule keys of the same names."""
+    limit = float(parse_positive(percent, "cpu_above"))
+    return _held(
+        "cpu_above", "cpu-above", f"CPU above {limit:g}%", name, lambda c: bool(c.cpu_percent > limit), "medium",
+        f"Flags a running container that used more than {limit:g}% of a CPU on every sample for the whole "
+        "`for` period (a CPU hog), as `docker stats` measures it.",
+        "Find what spins (`docker top`), or run it with `--cpus` so that it cannot take more than its share.",
+        (for_, grace, action),
+    )  # fmt: skip
+
+
+def memory_above(
+    size: int | str,
+    for_: str | float = "10m",
+    *,
+    grace: str | float | None = None,
+    action: str | None = None,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """Memory in use (without the page cache, as `docker stats` shows it) above `size` on every sample for
+    `for_`."""
+    limit = parse_size(size, "memory_above")
+    shown = human_size(limit)
+    return _held(
+        "memory_above", "memory-above", f"memory above {shown}", name, lambda c: bool(c.memory_bytes > limit),
+        "medium",
+        f"Flags a running container that used more than {shown} of memory (page cache excluded) on every "
+        "sample for the whole `for` period.",
+        f"Run it with `--memory {shown}` (or give the rule `\"action\": \"limit\"`), or find the leak.",
+        (for_, grace, action),
+    )  # fmt: skip
+
+
+def idle(
+    for_: str | float = "1d",
+    below_percent: float = 1,
+    *,
+    grace: str | float | None = None,
+    action: str | None = None,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """CPU use below `below_percent` on every sample for `for_`: a container that holds a box (a GPU, a
+    notebook server) and does nothing with it."""
+    limit = float(parse_positive(below_percent, "idle"))
+    return _held(
+        "idle", "idle", f"idle below {limit:g}% CPU", name, lambda c: bool(c.cpu_percent < limit), "low",
+        f"Flags a running container whose CPU use stayed below {limit:g}% of a CPU on every sample for the "
+        "whole `for` period.",
+        "Stop it when it is done (`docker stop`), or ask for an exception while it waits for work.",
+        (for_, grace, action),
+    )  # fmt: skip
+
+
+def _duration(what: str, key: str, value: object) -> float:
+    try:
+        return duration_s(value)
+    except ValueError as exc:
+        raise LibraryError(f"{what}: {key} {exc}") from None
+
+
+def _held(
+    what: str,
+    rule_id: str,
+    default_name: str,
+    name: str | None,
+    check: Any,
+    severity: str,
+    description: str,
+    remediation: str,
+    timing: tuple[str | float, str | float | None, str | None],
+) -> dict[str, Any]:
+    """The rule dict with its `for` (and `grace`, `action` when given); the loader checks them again."""
+    for_, grace, action = timing
+    held_for = _duration(what, "for_", for_)
+    if grace is not None:
+        _duration(what, "grace", grace)
+    if held_for <= 0:
+        raise LibraryError(f"{what}: for_ must be above 0 (a rule held over time)")
+    full_name = named(what, f"{default_name} for {text_duration(held_for)}", name)
+    spec = RuleSpec(
+        rule_id, full_name, check, severity, description, remediation, tags=(*LIMIT_TAGS, "over-time")
+    )
+    rule = {**spec.as_rule(), "for": for_}
+    if grace is not None:
+        rule["grace"] = grace
+    if action is not None:
+        rule["action"] = action
+    return rule
+
+
 SPECS: tuple[RuleSpec, ...] = (NO_LATEST_IMAGE, NO_ROOT_USER)
 FACTORIES = (
     example(memory_at_most, "2g"),
@@ -297,6 +398,12 @@ FACTORIES = (
     example(capabilities_only, "NET_ADMIN"),
     example(registries_only, "registry.example.com", "docker.io/library"),
     example(labels_required, "com.example.team"),
+)
+# Judged on `docker stats` samples, not on inspect data alone: documented apart, tested on stats.
+OVER_TIME = (
+    example(cpu_above, 90, for_="10m"),
+    example(memory_above, "2g", for_="30m"),
+    example(idle, for_="1d", below_percent=1),
 )
 
 
