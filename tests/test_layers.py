@@ -9,6 +9,7 @@ here, whatever runs first.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -79,9 +80,15 @@ def part_of(module: str) -> str | None:
     return max(candidates, key=len, default=None)
 
 
+@functools.cache
+def parsed(path: Path) -> ast.Module:
+    """Each source parsed once per session: every test here walks the same trees."""
+    return ast.parse(path.read_text(), str(path))
+
+
 def imported_modules(path: Path, module: str) -> set[str]:
     """The enforcer modules that `path` imports, as names relative to `enforcer` (relative imports too)."""
-    tree = ast.parse(path.read_text(), str(path))
+    tree = parsed(path)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()
     for node in ast.walk(tree):
@@ -147,7 +154,7 @@ def test_imports_follow_the_layers(module: str) -> None:
 def test_only_dockerhost_talks_to_docker(module: str) -> None:
     if part_of(module) == "dockerhost":
         return
-    tree = ast.parse(MODULES[module].read_text())
+    tree = parsed(MODULES[module])
     for node in ast.walk(tree):
         names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
         if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
