@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import socket
+import sqlite3
 import sys
 import threading
 from collections.abc import Callable
@@ -26,10 +27,13 @@ from enforcer.dockerhost.peers import PeerFolder
 from enforcer.dockerhost.self_id import own_container_id
 from enforcer.facts.gather import FactGatherer, GatherOptions
 from enforcer.judge.policy import Policy
+from enforcer.notices import Notices
+from enforcer.notify.formats import REPEAT_S
 from enforcer.pipeline import Pipeline
 from enforcer.policy_in_force import PolicyInForce
 from enforcer.prevention import Prevention
 from enforcer.record.episodes import EpisodeStore
+from enforcer.record.notified import NoticeLedger
 from enforcer.record.store import DetectionStore, StoreError
 from enforcer.report.app import create_app
 from enforcer.report.hosts import exposure_warning
@@ -68,7 +72,8 @@ class Daemon:
         self.in_force = PolicyInForce(policy)
         try:
             self.store = DetectionStore(settings.state_db, settings.detections_max_age_days)
-        except StoreError as exc:
+            self.ledger = NoticeLedger(settings.state_db)
+        except (StoreError, sqlite3.Error) as exc:
             raise StartupError(str(exc)) from None
         try:
             self.episodes = EpisodeStore(settings.state_db)
@@ -94,6 +99,14 @@ class Daemon:
         self.triggers = TriggerRunner(
             on_error=lambda name: self.metrics.trigger_errors.labels(trigger=name).inc(),
             on_drop=lambda name: self.metrics.trigger_dropped.labels(trigger=name).inc(),
+        )
+        self.notices = Notices(
+            self.ledger,
+            self.triggers,
+            self.in_force,
+            self._host_name,
+            self.stop,
+            settings.stop_on_first_violation,
         )
         self.host: DockerHost | None = None
         self.watcher: EventWatcher | None = None
@@ -184,7 +197,7 @@ class Daemon:
         self.peers.refresh()
         pipeline = Pipeline(
             s, self.in_force, self.gatherer, Actuator(host, self.stop, s.stop_timeout_s), self.store, self.triggers,
-            self.metrics, own, self.peers.ids,
+            self.metrics, own, self.peers.ids, self.notices,
         )  # fmt: skip
         self.sweeper = Sweeper(
             s, self.gatherer, pipeline, self.health, self.metrics, after_sweep=[self._purge]
@@ -198,6 +211,7 @@ class Daemon:
         if s.peers_dir is not None:
             self.scheduler.add_job(self.peers.refresh, "interval", seconds=RELOAD_POLL_S, id="peers")
         self.scheduler.add_job(self._purge, "interval", seconds=PURGE_INTERVAL_S, id="purge")
+        self.scheduler.add_job(self.notices.repeat, "interval", seconds=REPEAT_S, id="notices")
         self.scheduler.start()
         if s.run_start_events or s.run_exec_events:
             sweeper = self.sweeper
@@ -225,6 +239,10 @@ class Daemon:
         if watching and not (self._watcher_thread and self._watcher_thread.is_alive()):
             return False
         return bool(self.scheduler.running)
+
+    def _host_name(self) -> str:
+        """The engine's host name once known (inside a container, the local host name is the container id)."""
+        return self.health.snapshot().engine_host or socket.gethostname()
 
     def _health(self) -> None:
         assert self.host is not None
@@ -260,6 +278,7 @@ class Daemon:
             self.gatherer.close()
         self.store.close()
         self.episodes.close()
+        self.ledger.close()
         log.info("stopped")
         return 0
 

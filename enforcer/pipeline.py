@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import datetime
 from typing import Protocol
 
 from enforcer.act import remedies
@@ -28,6 +29,7 @@ from enforcer.judge.judge import Judgement, JudgeOptions
 from enforcer.judge.policy import Policy
 from enforcer.judge.rules import Rule
 from enforcer.judge.verdict import Verdict
+from enforcer.notices import Notices
 from enforcer.pending import PendingVerdicts
 from enforcer.policy_in_force import PolicyInForce
 from enforcer.record.model import Finding, Phase, Source, safe_config
@@ -96,6 +98,7 @@ class Pipeline:
         metrics: Metrics,
         own_container_id: str | None = None,
         peer_ids: Callable[[], Collection[str]] = frozenset,
+        notices: Notices | None = None,
     ) -> None:
         self.settings = settings
         self.in_force = in_force
@@ -110,6 +113,7 @@ class Pipeline:
         self.locks = KeyedLocks()  # one check of a container at a time
         self.pending = PendingVerdicts()  # create-time verdicts, kept for the start check
         self.errors = ErrorLog(metrics)
+        self.notices = notices  # the notifiers' episodes (None: no notifier is ever told)
 
     # -- entry points ----------------------------------------------------------------------------------
     def check(
@@ -155,10 +159,17 @@ class Pipeline:
             policy = self.policy()
             return self.conclude(self.judge(container, policy), policy, source, None)
 
-    def forget(self, cid: str) -> None:
-        """A container was updated, renamed, died or was destroyed: drop what is known of it."""
+    def forget(self, cid: str, gone: bool = False) -> None:
+        """A container was updated, renamed, died or was destroyed (`gone`): drop what is known of it."""
         self.gatherer.forget(cid)
         self.pending.forget(cid)
+        if gone and self.notices is not None:
+            self.notices.gone(cid)
+
+    def swept(self, running: Iterable[str], began: datetime) -> None:
+        """A sweep that began at `began` found these containers running (and no others)."""
+        if self.notices is not None:
+            self.notices.swept(running, began)
 
     # -- steps -----------------------------------------------------------------------------------------
     def policy(self) -> Policy:
@@ -193,6 +204,8 @@ class Pipeline:
         rules the create check left for the start (a kill for any other preventing rule is a race lost)."""
         self.metrics.checks.labels(source=source).inc()
         if not verdict.violated:
+            if self.notices is not None:
+                self.notices.passed(verdict, policy)
             return verdict
         container = verdict.subject
         enforced = self.enforced(verdict)
@@ -224,10 +237,13 @@ class Pipeline:
         unless the verdict has a phase already)."""
         if event_time is not None and enforced:
             self.metrics.event_to_action.observe(max(0.0, time.time() - event_time))
-        self._record(verdict, Mode.KILL if enforced else Mode.WARN, done, source, prevent)
+        mode = Mode.KILL if enforced else Mode.WARN
+        self._record(verdict, mode, done, source, prevent)
         if verdict.phase is None:
             verdict = replace(verdict, phase=Phase.ENFORCED if enforced else Phase.RECORDED)
         self.triggers.submit(policy.triggers, verdict)
+        if self.notices is not None:
+            self.notices.violated(verdict, policy, mode, done)
 
     def _record(self, verdict: Verdict, mode: Mode, done: Done, source: Source, prevent: bool) -> None:
         container = verdict.subject

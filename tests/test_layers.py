@@ -29,9 +29,11 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "sustained",
     ),  # the create-time path: the inspect sent ahead, the racing judgement, the removal
     ("pipeline",),  # gather -> judge -> act -> record for one container
-    ("pending", "error_log"),  # the pipeline's owners: create-time verdicts kept for start; rule errors
+    ("pending", "error_log", "notices"),  # the pipeline's owners: create-time verdicts kept for start; rule
+    # errors; the notifiers' episodes
     ("report",),  # API, page, metrics
-    ("status", "policy_in_force", "act"),  # health; the policy in force; acting on a verdict
+    ("status", "policy_in_force", "act", "notify"),  # health; the policy in force; acting on a verdict;
+    # the ready notifiers (HTTP to receivers, never the engine)
     ("defaults",),  # user files shipped as defaults; loaded by path, never imported
     ("judge", "library", "record"),
     ("facts",),
@@ -52,6 +54,7 @@ PURE = (
     "units",
     "pending",
     "error_log",
+    "notify",
 )
 ENGINE_IO = ("dockerhost", "facts.gather")
 

@@ -98,9 +98,11 @@ class TriggerRunner:
         self._closed = False
 
     def submit(self, triggers: Sequence[Trigger], verdict: Verdict) -> None:
-        """Queue every trigger for this verdict; returns at once."""
+        """Queue every trigger for this verdict (not the notifiers: they get notices); returns at once."""
         subject = verdict.subject
         for trigger in triggers:
+            if trigger.once:
+                continue
             self.call(Call(trigger, verdict, subject.name, subject.params))
 
     def call(self, call: Call) -> None:

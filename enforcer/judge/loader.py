@@ -207,7 +207,17 @@ def parse_triggers(path: Path, items: Iterable[Any]) -> tuple[Trigger, ...]:
     def one(index: int, item: Any) -> Trigger:
         where = f"{path}: trigger #{index}"
         name = _name(where, item, "trigger")
-        return Trigger(name, _callable(f"{where} ({name!r})", item, "trigger", "verdict"))
+        where = f"{where} ({name!r})"
+        target = item.get("target")
+        if target is not None and not isinstance(target, str):
+            raise RulesFileError(f"{where}: 'target' must be a string")
+        return Trigger(
+            name,
+            _callable(where, item, "trigger", "verdict"),
+            once=_flag(where, item, "once"),
+            repeat=_flag(where, item, "repeat"),
+            target=target,
+        )
 
     return _every(items, one)
 

@@ -119,10 +119,15 @@ class WhitelistRule:
 
 @dataclass(frozen=True)
 class Trigger:
-    """A user callable run with the verdict after every violation."""
+    """A user callable run with the verdict after every violation; with `once`, run with a Notice when an
+    episode starts and when it ends instead (enforcer.notify), and with `repeat` also every minute while one
+    is open. `target` says where it sends, without secrets (scheme and host), for the API and the page."""
 
     name: str
     call: Callable[[Any], Any] = field(repr=False, compare=False)
+    once: bool = False
+    repeat: bool = False
+    target: str | None = None
 
     def __str__(self) -> str:
         return f"Trigger {self.name!r}"

@@ -15,9 +15,10 @@ Endpoints (GET only; JSON unless the client lists text/html in Accept, then the 
   `since=T` (last detected at or after T), `before=T` (strictly before T: pass the last item's last_timestamp
   for the next page); T is ISO 8601, UTC unless it has an offset. `/recent` keeps the containers detected
   since the last sweep began.
-- `/rules`, `/triggers`: the file's text as a JSON string, exactly as the original. With `structured=1`:
-  `{"path", "sha256", "version", "text", "rules": [{"name", "severity", "mode", "effective_mode", ...}]}`
-  (`"triggers": [{"name"}]` for /triggers).
+- `/rules`, `/triggers`: the file's text as a JSON string, as the original, with URLs cut to their scheme and
+  host and credentials blanked out (`report.filetext`). With `structured=1`: `{"path", "sha256", "version",
+  "text", "rules": [{"name", "severity", "mode", "effective_mode", ...}]}` (`"triggers": [{"name"}]` for
+  /triggers; a notifier adds `once`, `repeat` and `target`, its receiver by scheme and host).
 - `/config`: the settings without secrets (`api_token_set` only says whether a token is set), plus
   `version`, `host`, `rules_version` and `files` (path and sha256 of each file in use).
 - `/metrics`: Prometheus text format 0.0.4.
@@ -47,11 +48,13 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from enforcer import __version__
 from enforcer.judge.policy import Policy
+from enforcer.judge.rules import Trigger
 from enforcer.policy_in_force import PolicyInForce
 from enforcer.record.episodes import Episode, EpisodeStore
 from enforcer.record.store import Detection, DetectionStore, StoreError
 from enforcer.report import page
 from enforcer.report.episodes_view import episode_json, episode_rows
+from enforcer.report.filetext import without_secrets
 from enforcer.report.hosts import HostCheck
 from enforcer.report.metrics import Metrics
 from enforcer.settings import Settings
@@ -301,7 +304,7 @@ def file_listing(kind: str, policy: Policy, settings: Settings) -> dict[str, Any
         "path": loaded.path if loaded else None,
         "sha256": loaded.sha256 if loaded else None,
         "version": policy.version,
-        "text": loaded.text if loaded else "",
+        "text": without_secrets(loaded.text) if loaded else "",
     }
     if kind == "rules":
         out["rules"] = [
@@ -310,8 +313,16 @@ def file_listing(kind: str, policy: Policy, settings: Settings) -> dict[str, Any
         ]
         out["exceptions"] = page.exception_rows(policy)
     else:
-        out["triggers"] = [{"name": trigger.name} for trigger in policy.triggers]
+        out["triggers"] = [trigger_json(trigger) for trigger in policy.triggers]
     return out
+
+
+def trigger_json(trigger: Trigger) -> dict[str, Any]:
+    """A trigger as /triggers?structured=1 lists it: a notifier names its receiver by scheme and host only."""
+    item: dict[str, Any] = {"name": trigger.name}
+    if trigger.once:
+        item.update(once=True, repeat=trigger.repeat, target=trigger.target)
+    return item
 
 
 def config_json(settings: Settings, policy: Policy, host: str) -> dict[str, Any]:

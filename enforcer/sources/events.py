@@ -148,7 +148,7 @@ class EventWatcher:
         if self._already_seen(cid, action, nano):
             return
         if action in FORGET_ON:
-            self.pipeline.forget(cid)
+            self.pipeline.forget(cid, gone=action in ("die", "destroy"))
         if action == "exec_start" and self.settings.run_exec_events:
             self._exec_started(cid, event, nano / 1e9)
         elif action == "create" and self.settings.run_start_events:

@@ -77,6 +77,7 @@ class Sweeper:
         self.health.engine_answered()
         self.health.sweep_finished(start, end)
         self.gatherer.keep_only(c.cid for c in containers)
+        self.pipeline.swept([c.cid for c in containers], start)
         self.metrics.running_containers.set(len(containers))
         self.metrics.sweep_duration.observe((end - start).total_seconds())
         self.metrics.last_sweep.set(end.timestamp())

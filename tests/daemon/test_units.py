@@ -47,7 +47,7 @@ class FakePipeline:
         self._note("created", cid, threading.current_thread().name)
         return FakeCreateCheck(self, cid)
 
-    def forget(self, cid: str) -> None:
+    def forget(self, cid: str, gone: bool = False) -> None:
         self._note("forget", cid)
 
 
