@@ -237,7 +237,7 @@ def over_time(rule: Rule) -> list[str]:
     if rule.action is not Remedy.KILL or rule.timed:
         out.append(f"action {rule.action}")
     if rule.limits is not None:
-        out.append("limits " + ", ".join(f"{k} {v:g}" for k, v in rule.limits.summary().items()))
+        out.append(f"limits {rule.limits}")
     return out
 
 

@@ -54,3 +54,13 @@ def text_duration(seconds: float) -> str:
             parts.append(f"{left // size}{unit}")
             left %= size
     return "".join(parts)
+
+
+def text_size(size: int) -> str:
+    """A short form docker's `-m` reads back: 2147483648 -> "2g", 1000 -> "1000"; 0 or less -> "unlimited"."""
+    if size <= 0:
+        return "unlimited"
+    for unit, scale in (("t", 1024**4), ("g", 1024**3), ("m", 1024**2), ("k", 1024)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale}{unit}"
+    return str(size)

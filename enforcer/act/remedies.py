@@ -14,6 +14,7 @@ from enforcer.act.actions import Actuator, Done, restart_policy_of
 from enforcer.dockerhost.errors import ContainerGone, EngineError
 from enforcer.judge.rules import Limits, Remedy, Rule
 from enforcer.record.model import Action, Outcome
+from enforcer.units import text_size
 
 log = logging.getLogger(__name__)
 GRACEFUL_STOP_S = 10  # "action": "stop" without STOP_TIMEOUT_S
@@ -86,7 +87,7 @@ def limit(actuator: Actuator, cid: str, params: Mapping[str, Any], limits: Limit
         return Done(Action.LIMIT, Outcome.FAILED, outcome_detail=str(exc))
     changes = []
     if limits.memory_bytes is not None:
-        changes.append(f"memory {_bytes(old_memory)} -> {_bytes(limits.memory_bytes)}")
+        changes.append(f"memory {text_size(old_memory)} -> {text_size(limits.memory_bytes)}")
     if limits.nano_cpus is not None:
         old_cpus = int(host_config.get("NanoCpus") or 0) / 1e9
         changes.append(
@@ -96,12 +97,3 @@ def limit(actuator: Actuator, cid: str, params: Mapping[str, Any], limits: Limit
         old_pids = host_config.get("PidsLimit") or 0
         changes.append(f"pids {old_pids if old_pids > 0 else 'unlimited'} -> {limits.pids}")
     return Done(Action.LIMIT, Outcome.LIMITED, outcome_detail=", ".join(changes))
-
-
-def _bytes(size: int) -> str:
-    if size <= 0:
-        return "unlimited"
-    for unit, scale in (("g", 1024**3), ("m", 1024**2), ("k", 1024)):
-        if size >= scale and size % scale == 0:
-            return f"{size // scale}{unit}"
-    return str(size)

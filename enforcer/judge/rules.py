@@ -9,6 +9,7 @@ from typing import Any
 
 from enforcer.judge.exceptions import RuleException
 from enforcer.settings import Mode
+from enforcer.units import text_size
 
 
 class Severity(enum.Enum):
@@ -41,6 +42,13 @@ class Limits:
     memory_bytes: int | None = None
     nano_cpus: int | None = None
     pids: int | None = None
+
+    def __str__(self) -> str:
+        """`memory 2g, cpus 1.5, pids 512`."""
+        parts = [] if self.memory_bytes is None else [f"memory {text_size(self.memory_bytes)}"]
+        parts += [] if self.nano_cpus is None else [f"cpus {self.nano_cpus / 1e9:g}"]
+        parts += [] if self.pids is None else [f"pids {self.pids}"]
+        return ", ".join(parts)
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

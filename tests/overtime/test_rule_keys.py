@@ -109,12 +109,12 @@ def test_check_lists_for_grace_and_action(workdir: Path, capsys: pytest.CaptureF
         workdir,
         "mine.py",
         'rules = [{"name": "idle", "rule": lambda c: 0, "for": "1d", "grace": "1h", "action": "stop"},\n'
-        '         {"name": "cap", "rule": lambda c: 0, "action": "limit", "limits": {"pids": 64}}]\n',
+        '         {"name": "cap", "rule": lambda c: 0, "action": "limit", "limits": {"memory": "2g", "pids": 64}}]\n',
     )
     code, out, _ = run(["check", "--rules", str(rules)], capsys)
     assert code == 0
     assert "  - idle [medium, WARN from MODE, for 1d, grace 1h, action stop]" in out
-    assert "  - cap [medium, WARN from MODE, action limit, limits pids 64]" in out
+    assert "  - cap [medium, WARN from MODE, action limit, limits memory 2g, pids 64]" in out
 
 
 def test_timed_rules_are_kept_apart_from_the_rules_judged_at_once(tmp_path: Path) -> None:
