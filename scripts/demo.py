@@ -53,7 +53,7 @@ def user_files_dir() -> Path:
     as root), a folder the loader trusts with root-owned copies of them; says why."""
     from support.trusted_tmp import trusted_tempdir
 
-    from enforcer.judge import trust
+    from enforcer import trust
 
     present = [ROOT / name for name in USER_FILES if (ROOT / name).exists()]
     found = [problem for path in present for problem in trust.problems(path)]

@@ -38,7 +38,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("judge", "library", "record"),
     ("facts",),
     ("dockerhost",),  # the only code that imports `docker`
-    ("settings", "retry", "logs", "tuning", "systemd_notify", "units", "enforcer"),
+    ("settings", "retry", "logs", "tuning", "systemd_notify", "units", "trust", "enforcer"),
 )
 
 # Parts that never do engine I/O, whatever their layer allows: rules stay testable with plain dicts.
@@ -55,6 +55,7 @@ PURE = (
     "pending",
     "error_log",
     "notify",
+    "trust",
 )
 ENGINE_IO = ("dockerhost", "facts.gather")
 

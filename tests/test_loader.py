@@ -474,7 +474,7 @@ def test_the_enforcers_own_modules_are_never_taken_for_user_modules(tmp_path: Pa
     checked: list[Path] = []
     guard = FolderGuard(lambda path, allow: checked.append(path))
     guard.watch(OWN_PACKAGE.parent, False)
-    assert guard.find_spec("enforcer.judge.trust", enforcer.judge.__path__) is None
+    assert guard.find_spec("enforcer.trust", enforcer.judge.__path__) is None
     write(tmp_path / "user" / "next_to_rules.py", "X = 1\n")
     guard.watch(tmp_path / "user", False)
     spec = guard.find_spec("next_to_rules", [str(tmp_path / "user")])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -51,8 +52,35 @@ def test_a_folder_others_may_write_exempts_nobody(
     peers.refresh()
     assert peers.ids() == frozenset()
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
-    assert len(errors) == 1 and "writable by group or others" in errors[0], errors  # once, not every look
+    assert len(errors) == 1 and "is writable by" in errors[0], errors  # once, not every look
     folder.chmod(0o755)
+    peers.refresh()
+    assert peers.ids() == {TWIN}
+
+
+def test_a_folder_under_a_parent_others_may_write_exempts_nobody(
+    folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whoever may write the parent can swap the folder for one holding their own container's id."""
+    (folder / TWIN).touch()
+    folder.parent.chmod(0o777)
+    try:
+        peers = PeerFolder(folder)
+        peers.refresh()
+        assert peers.ids() == frozenset()
+        (error,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+        assert f"the folder {folder.parent} is writable by group and others" in error
+    finally:
+        folder.parent.chmod(0o755)
+
+
+def test_a_folder_owned_by_another_user_exempts_nobody(folder: Path) -> None:
+    (folder / TWIN).touch()
+    os.chown(folder, 65534, 65534)
+    peers = PeerFolder(folder)
+    peers.refresh()
+    assert peers.ids() == frozenset()
+    os.chown(folder, os.getuid(), os.getgid())
     peers.refresh()
     assert peers.ids() == {TWIN}
 

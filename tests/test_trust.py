@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from enforcer.judge import trust
+from enforcer import trust
 
 NOBODY = 65534
 

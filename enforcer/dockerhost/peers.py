@@ -17,9 +17,10 @@ from __future__ import annotations
 import logging
 import os
 import re
-import stat
 from collections.abc import Callable
 from pathlib import Path
+
+from enforcer import trust
 
 log = logging.getLogger("enforcer.peers")
 _ID = re.compile(r"[0-9a-f]{64}")
@@ -68,13 +69,17 @@ class PeerFolder:
 
     @staticmethod
     def _read(path: Path) -> frozenset[str]:
-        info = path.stat()
-        if not stat.S_ISDIR(info.st_mode):
+        """The ids in the folder, once it and every folder above it are trusted as a rules file's are
+        (owned by root or this daemon's user, writable by neither group nor others): whoever could swap any
+        of them could exempt their own container."""
+        if not path.is_dir():
             raise ValueError("not a folder")
-        if info.st_mode & 0o022:
-            raise ValueError(
-                f"writable by group or others (mode {stat.S_IMODE(info.st_mode):04o}); chmod go-w"
-            )
+        try:
+            found = trust.problems(path)
+        except trust.UntrustedPathError as exc:
+            raise ValueError(str(exc)) from None
+        if found:
+            raise ValueError(str(found[0]))
         return frozenset(name for name in os.listdir(path) if _ID.fullmatch(name))
 
     def _report(self, problem: str | None) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
-from enforcer.judge import trust
+from enforcer import trust
 from enforcer.judge.exceptions import ExceptionError, RuleException, parse_exceptions
 from enforcer.judge.rules import Limits, Loaded, Remedy, Rule, Severity, Trigger, WhitelistRule
 from enforcer.judge.user_imports import FolderGuard

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -45,6 +45,7 @@ class Sweeper:
         self._running = threading.Lock()
         self._again = threading.Event()
         self._checks = ThreadPoolExecutor(max_workers=32, thread_name_prefix="sweep-check")
+        self._closed = threading.Event()
 
     def sweep(self, source: Source = Source.PERIODIC) -> bool:
         """One full sweep; False when another is running (the caller's request is folded into it)."""
@@ -73,6 +74,16 @@ class Sweeper:
             if self.health.engine_unreachable(str(exc)):
                 log.error("sweep failed, docker engine unreachable: %s", exc)
             return
+        except (RuntimeError, CancelledError):
+            self.health.sweep_failed()
+            if not self._closed.is_set():
+                raise
+            # The daemon is stopping: its pools refuse new work and drop what was queued.
+            log.info("sweep cut short: the daemon is stopping")
+            return
+        except BaseException:
+            self.health.sweep_failed()  # never left shown as running
+            raise
         end = utcnow()
         self.health.engine_answered()
         self.health.sweep_finished(start, end)
@@ -86,6 +97,7 @@ class Sweeper:
             step()
 
     def close(self) -> None:
+        self._closed.set()
         self._checks.shutdown(wait=False, cancel_futures=True)
 
 

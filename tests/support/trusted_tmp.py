@@ -12,7 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from enforcer.judge import trust
+from enforcer import trust
 
 CANDIDATES = (Path("/run"), Path.home() / ".cache")
 SHARED = "docker-enforcer-tests"  # one shared parent; each run takes its own mkdtemp folder inside

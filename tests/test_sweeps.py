@@ -1,0 +1,84 @@
+"""The sweeper's bookkeeping when a sweep ends early: stopping, or an error that is not the engine's."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, cast
+
+import pytest
+
+from enforcer.facts.gather import FactGatherer
+from enforcer.pipeline import Pipeline
+from enforcer.report.metrics import Metrics
+from enforcer.settings import Settings
+from enforcer.sources.sweeps import Sweeper
+from enforcer.status import Health
+
+
+class Containers:
+    """A gatherer that finds `count` containers."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    def all_running(self, source: str) -> list[Any]:
+        return [object() for _ in range(self.count)]
+
+    def keep_only(self, cids: Any) -> None:
+        list(cids)
+
+
+class Blocking:
+    """A pipeline whose checks wait until released."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def check_container(self, container: Any, source: Any) -> None:
+        self.entered.set()
+        self.release.wait(10)
+
+
+def sweeper(gatherer: Any, pipeline: Any, health: Health) -> Sweeper:
+    return Sweeper(
+        Settings(), cast(FactGatherer, gatherer), cast(Pipeline, pipeline), health, Metrics("WARN")
+    )
+
+
+def test_a_sweep_cut_short_by_the_stop_ends_quietly_and_is_not_shown_running(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    health, pipeline = Health(), Blocking()
+    sweeps = sweeper(Containers(200), pipeline, health)  # more checks than workers: some still queued
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            sweeps.sweep()
+        except BaseException as exc:  # noqa: BLE001 - what the scheduler's thread would have logged
+            errors.append(exc)
+
+    caplog.set_level(logging.INFO, logger="enforcer.sweeps")
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert pipeline.entered.wait(5)
+    sweeps.close()
+    pipeline.release.set()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert errors == []
+    assert health.snapshot().sweep_running_since is None
+    assert "sweep cut short: the daemon is stopping" in caplog.text
+
+
+def test_an_unexpected_error_is_raised_and_the_sweep_not_left_running() -> None:
+    class Broken(Containers):
+        def all_running(self, source: str) -> list[Any]:
+            raise ValueError("a bug")
+
+    health = Health()
+    with pytest.raises(ValueError, match="a bug"):
+        sweeper(Broken(0), Blocking(), health).sweep()
+    assert health.snapshot().sweep_running_since is None
