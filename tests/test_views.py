@@ -242,6 +242,11 @@ def test_a_fact_not_gathered_raises_and_is_noted_even_when_caught() -> None:
 def test_with_facts_fills_them_in_a_copy() -> None:
     c = Container("x", inspected("plain"), metrics=Missing("metrics"), position=Missing("position"))
     full = c.with_facts(metrics=stats(), position=4)
+    assert (c.all_gathered, c.with_facts(metrics=stats()).all_gathered, full.all_gathered) == (
+        False,
+        False,
+        True,
+    )
     assert full.metrics["MEMORY_STATS"]["usage"] > 0
     assert (full.position, full.name, full.image, full.check_source) == (4, c.name, c.image, c.check_source)
     assert full.params is c.params
@@ -253,6 +258,7 @@ def test_a_fact_not_known_yet_or_that_failed_raises_without_being_noted() -> Non
     before_start = Missing("metrics", why="metrics are not known before the container starts")
     failed = Missing("position", failure=KeyError("list containers: engine says no"))
     c = Container("x", inspected("plain"), metrics=before_start, position=failed)
+    assert c.all_gathered  # nothing the checker could gather
     with pytest.raises(FactUnavailable, match="before the container starts"):
         c.metrics  # noqa: B018
     for _ in range(3):  # raised afresh each time: no traceback piles up

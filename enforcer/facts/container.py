@@ -166,6 +166,15 @@ class Container:
             self._wanted = missing.fact  # noted even if the rule swallows the exception
         return missing.error()
 
+    @property
+    def all_gathered(self) -> bool:
+        """Whether no fact is waiting to be gathered (those not known yet, before a start, are not)."""
+        metrics, position = self._metrics, self._position
+        return not (
+            (isinstance(metrics, Missing) and metrics.gatherable)
+            or (isinstance(position, Missing) and position.gatherable)
+        )
+
     def take_wanted(self) -> str | None:
         """The first fact not gathered that was read since the last call (by the judge, after each rule)."""
         wanted, self._wanted = self._wanted, None

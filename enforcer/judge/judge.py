@@ -89,26 +89,27 @@ class Judgement:
                 self._failed[custom.name] = WhitelistError(custom.name, redactor.error(exc))
 
         exempt = self._whitelist.rule_exemptions(container, whitelist_failed, self._now)
-        options = self._options
-        container.take_wanted()
-        while self._next < len(self._rules):
-            rule = self._rules[self._next]
+        watching = gathering and not container.all_gathered  # else no rule can need a fact gathered
+        take_wanted = container.take_wanted
+        take_wanted()
+        rules, options = self._rules, self._options
+        for index in range(self._next, len(rules)):
+            rule = rules[index]
             reason = exempt(rule.name)
+            hit: bool | None = None
+            error: RuleError | None = None
             if not reason:
                 try:
-                    hit: bool | None = bool(rule.check(container))
+                    hit = bool(rule.check(container))
                 except FactUnavailable:
                     hit = None
                 except Exception as exc:  # noqa: BLE001 - a rule's failure is a value, never a crash
-                    error: RuleError | None = RuleError(rule.name, redactor.error(exc))
+                    error = RuleError(rule.name, redactor.error(exc))
                     hit = options.rule_errors_are_violations
-                else:
-                    error = None
-            wanted = container.take_wanted()
-            if gathering and wanted:
-                self.needs = wanted  # read, even if the rule or a whitelist lambda caught what it raised
+            if watching and (wanted := take_wanted()):
+                # Read, even if the rule or a whitelist lambda caught what it raised: judged again once gathered.
+                self.needs, self._next = wanted, index
                 return None
-            self._next += 1
             if reason:
                 self._whitelisted.append(rule.name)
             elif hit is None:
@@ -120,6 +121,7 @@ class Judgement:
                     self._violated.append(rule)
                     if options.stop_on_first_violation:
                         break
+        self._next = len(rules)
         return Verdict(
             container,
             tuple(self._violated),
