@@ -42,6 +42,10 @@ class Sampler:
             self.sustained.gone(self.episodes.keep_only((), ()), policy)
             return False
         started = time.monotonic()
+        for cid in {episode.container_id for episode in self.episodes.all()}:
+            # Inspected afresh, not from the params cache: a restart (new State.StartedAt) resets `for`,
+            # and a limit or a pause shows, even without events.
+            self.gatherer.forget(cid)
         try:
             containers = self.gatherer.all_running(Source.SAMPLE)
         except EngineError as exc:
