@@ -21,6 +21,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from enforcer import __version__
 from enforcer.act.actions import Actuator
 from enforcer.act.triggers import TriggerRunner
+from enforcer.breaker import StopRateBreaker
 from enforcer.dockerhost.client import DockerHost, connect
 from enforcer.dockerhost.errors import ContainerGone, EngineError, EngineUnavailable
 from enforcer.dockerhost.peers import PeerFolder
@@ -70,6 +71,7 @@ class Daemon:
         self.metrics = Metrics(str(settings.mode))
         self.health = Health()
         self.in_force = PolicyInForce(policy)
+        self.breaker = StopRateBreaker(settings.max_stops_per_minute)
         try:
             self.store = DetectionStore(settings.state_db, settings.detections_max_age_days)
             self.ledger = NoticeLedger(settings.state_db)
@@ -82,19 +84,13 @@ class Daemon:
             raise StartupError(str(exc)) from None
         self.metrics.count_distinct_detected(self.store.distinct_containers)
         self.metrics.count_episodes(self.episodes.counts)
+        self.metrics.watch_holds(lambda: False, lambda: self.breaker.state().tripped)
         self.reloader = PolicyReloader(settings, self.in_force, self.metrics)
-        self.api = ApiServer(
-            create_app(
-                settings,
-                self.health,
-                self.in_force,
-                self.store,
-                self.metrics,
-                socket.gethostname(),
-                self.episodes,
-            ),
-            *settings.listen_address,
-        )
+        app = create_app(
+            settings, self.health, self.in_force, self.store, self.metrics, socket.gethostname(), self.episodes,
+            self.breaker,
+        )  # fmt: skip
+        self.api = ApiServer(app, *settings.listen_address)
         self.scheduler = BackgroundScheduler(timezone="UTC")
         self.triggers = TriggerRunner(
             on_error=lambda name: self.metrics.trigger_errors.labels(trigger=name).inc(),
@@ -197,7 +193,7 @@ class Daemon:
         self.peers.refresh()
         pipeline = Pipeline(
             s, self.in_force, self.gatherer, Actuator(host, self.stop, s.stop_timeout_s), self.store, self.triggers,
-            self.metrics, own, self.peers.ids, self.notices,
+            self.metrics, own, self.peers.ids, self.notices, self.breaker,
         )  # fmt: skip
         self.sweeper = Sweeper(
             s, self.gatherer, pipeline, self.health, self.metrics, after_sweep=[self._purge]

@@ -20,6 +20,7 @@ from enforcer.act import remedies
 from enforcer.act.actions import Actuator, Done
 from enforcer.act.remedies import strongest
 from enforcer.act.triggers import TriggerRunner
+from enforcer.breaker import StopRateBreaker
 from enforcer.dockerhost.errors import ContainerGone
 from enforcer.error_log import ErrorLog
 from enforcer.facts.container import Container
@@ -32,7 +33,7 @@ from enforcer.judge.verdict import Verdict
 from enforcer.notices import Notices
 from enforcer.pending import PendingVerdicts
 from enforcer.policy_in_force import PolicyInForce
-from enforcer.record.model import Finding, Phase, Source, safe_config
+from enforcer.record.model import Finding, Outcome, Phase, Source, safe_config
 from enforcer.report.metrics import Metrics
 from enforcer.settings import Mode, Settings
 
@@ -99,6 +100,7 @@ class Pipeline:
         own_container_id: str | None = None,
         peer_ids: Callable[[], Collection[str]] = frozenset,
         notices: Notices | None = None,
+        breaker: StopRateBreaker | None = None,
     ) -> None:
         self.settings = settings
         self.in_force = in_force
@@ -114,6 +116,7 @@ class Pipeline:
         self.pending = PendingVerdicts()  # create-time verdicts, kept for the start check
         self.errors = ErrorLog(metrics)
         self.notices = notices  # the notifiers' episodes (None: no notifier is ever told)
+        self.breaker = breaker or StopRateBreaker(settings.max_stops_per_minute)
 
     # -- entry points ----------------------------------------------------------------------------------
     def check(
@@ -209,6 +212,9 @@ class Pipeline:
             return verdict
         container = verdict.subject
         enforced = self.enforced(verdict)
+        held = None  # why an action is held back: recorded as WARN, its outcome "held"
+        if enforced and not self.breaker.admit():
+            enforced, held = [], self.breaker.detail
         if enforced:
             done = remedies.apply(self.actuator, strongest(enforced), container.cid, container.params)
             if deferred_at_create is not None and any(
@@ -217,6 +223,8 @@ class Pipeline:
                 self.metrics.race_lost.inc()  # a rule judged at create: the start request came first
         else:
             done = remedies.would(strongest(verdict.violated), container.params)
+            if held:
+                done = replace(done, outcome=Outcome.HELD, outcome_detail=held)
         self.finish(verdict, policy, bool(enforced), done, source, event_time, prevent=False)
         return verdict
 

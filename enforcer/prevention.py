@@ -102,6 +102,7 @@ class CreateCheck:
         self._holding = False  # the container's lock, held from `race` until `finish`
         self._policy: Policy | None = None
         self._enforced = False
+        self._held = False  # the stop-rate breaker held the removal back
         self._removal: Answer[Any] | None = None
         self._finished = False
 
@@ -156,6 +157,8 @@ class CreateCheck:
         pipeline.metrics.checks.labels(source=Source.CREATE).inc()
         self._policy = policy
         self._enforced = bool(pipeline.enforced(verdict))
+        if self._enforced and not pipeline.breaker.admit():
+            self._enforced, self._held = False, True
         if self._enforced:  # unforced: the engine refuses to remove a container that won the race
             self._removal = self._prevention.host.remove_soon(self.cid, force=False)
         return False
@@ -168,6 +171,8 @@ class CreateCheck:
             done = pipeline.actuator.prevent(self.cid, self._removal)
         else:
             done = Done(Action.WOULD_PREVENT, Outcome.RECORDED)
+            if self._held:
+                done = Done(Action.WOULD_PREVENT, Outcome.HELD, outcome_detail=pipeline.breaker.detail)
         if done is None:
             # Its start got in first and the engine refused the removal: stop it now, as the start path would,
             # but without waiting for the start event; that check then has nothing left to do.

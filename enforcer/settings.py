@@ -313,6 +313,21 @@ class Settings:
     prevent_on_create: bool = setting(
         "PREVENT_ON_CREATE", False, _boolean, "remove violators at create time, before they start (KILL mode)"
     )
+    max_new_stops: int = setting(
+        "MAX_NEW_STOPS",
+        5,
+        _whole(0),
+        "KILL mode: a rules version (at start, SIGHUP, file change) that would stop more running containers "
+        "than the version in force is held (its rules only record) until one within this limit is loaded; a "
+        "rules file may set its own with `max_new_stops = N`",
+    )
+    max_stops_per_minute: int = setting(
+        "MAX_STOPS_PER_MINUTE",
+        60,
+        _whole(0),
+        "stop-rate breaker: actions (stops, kills, removals at create) beyond this many in a minute are "
+        "recorded as held, not done, until the rate falls; 0: no limit",
+    )
     nice: int | None = setting(
         "NICE",
         None,

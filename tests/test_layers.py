@@ -32,8 +32,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pending", "error_log", "notices"),  # the pipeline's owners: create-time verdicts kept for start; rule
     # errors; the notifiers' episodes
     ("report",),  # API, page, metrics
-    ("status", "policy_in_force", "act", "notify"),  # health; the policy in force; acting on a verdict;
-    # the ready notifiers (HTTP to receivers, never the engine)
+    ("status", "policy_in_force", "act", "notify", "breaker"),  # health; the policy in force; acting on a
+    # verdict; the ready notifiers (HTTP to receivers, never the engine); the stop-rate breaker
     ("defaults",),  # user files shipped as defaults; loaded by path, never imported
     ("judge", "library", "record"),
     ("facts",),
@@ -56,6 +56,7 @@ PURE = (
     "error_log",
     "notify",
     "trust",
+    "breaker",
 )
 ENGINE_IO = ("dockerhost", "facts.gather")
 

@@ -37,6 +37,8 @@ PUBLIC_KEYS = {
     "rule_errors_are_violations",
     "stop_timeout_s",
     "prevent_on_create",
+    "max_new_stops",
+    "max_stops_per_minute",
     "nice",
     "log_level",
     "log_format",

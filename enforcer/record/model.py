@@ -48,6 +48,7 @@ class Outcome(enum.StrEnum):
     STOPPED = "stopped"
     ALREADY_GONE = "already gone"
     RECORDED = "recorded"  # nothing done: WARN
+    HELD = "held"  # nothing done: a safeguard held the action back (outcome_detail says which)
     PREVENTED = "prevented"
     FAILED = "failed"
     PAUSED = "paused"

@@ -47,6 +47,7 @@ from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from enforcer import __version__
+from enforcer.breaker import StopRateBreaker
 from enforcer.judge.policy import Policy
 from enforcer.judge.rules import Trigger
 from enforcer.policy_in_force import PolicyInForce
@@ -77,10 +78,11 @@ def create_app(
     metrics: Metrics,
     host_name: str,
     episodes: EpisodeStore | None = None,
+    breaker: StopRateBreaker | None = None,
 ) -> Flask:
     """The status app; it only reads from its parts, and never changes anything."""
     app = Flask(__name__)
-    views = _Views(settings, health, in_force, store, metrics, host_name, episodes)
+    views = _Views(settings, health, in_force, store, metrics, host_name, episodes, breaker)
     app.before_request(views.check_host)  # registration order is call order: hosts before the token
     app.before_request(views.authorize)
     app.after_request(_nosniff)
@@ -130,9 +132,11 @@ class _Views:
         metrics: Metrics,
         host: str,
         episodes: EpisodeStore | None = None,
+        breaker: StopRateBreaker | None = None,
     ) -> None:
         self.settings = settings
         self.episodes = episodes
+        self.breaker = breaker
         self.health = health
         self.in_force = in_force
         self.store = store
@@ -213,6 +217,7 @@ class _Views:
             total=self.store.count(),
             recent=recent,
             episodes=tuple(episode_rows(self._open_episodes(), datetime.now(UTC))),
+            warnings=tuple(self.warnings()),
         )
 
     def rules(self) -> Response:
@@ -239,11 +244,19 @@ class _Views:
     def metrics(self) -> Response:
         return Response(self.metrics_registry.render(), content_type=METRICS_CONTENT_TYPE)
 
+    def warnings(self) -> list[str]:
+        """Enforcement held back by a safeguard: the daemon is healthy, but not everything found is acted on."""
+        found = []
+        if self.breaker is not None and (rate := self.breaker.state().warning()):
+            found.append(rate)
+        return found
+
     def healthz(self) -> Response:
         problems = self.health.snapshot().problems(self.settings)
         body = {
             "status": "unhealthy" if problems else "ok",
             "problems": problems,
+            "warnings": self.warnings(),
             "mode": str(self.settings.mode),
             "version": __version__,
             "host": self.host,

@@ -119,6 +119,13 @@ class Metrics:
             "Violators of preventing rules that started anyway (stopped by the start path).",
             registry=r,
         )
+        self.enforcement_held = Gauge(
+            PREFIX + "enforcement_held",
+            "1 while a safeguard holds enforcement back: a rules version held by the blast-radius guard "
+            '(reason="rules_change") or actions held by the stop-rate breaker (reason="stop_rate").',
+            ["reason"],
+            registry=r,
+        )
         self.build_info = Gauge(PREFIX + "build_info", "Version and mode.", ["version", "mode"], registry=r)
         self.build_info.labels(version=__version__, mode=mode).set(1)
 
@@ -129,6 +136,11 @@ class Metrics:
     def count_episodes(self, counts: Callable[[], Mapping[Any, int]]) -> None:
         """Expose `docker_enforcer_episodes{phase}` from the episode store."""
         self.registry.register(_Episodes(counts))
+
+    def watch_holds(self, rules_change: Callable[[], bool], stop_rate: Callable[[], bool]) -> None:
+        """`enforcement_held`, read at scrape time from the policy in force and the stop-rate breaker."""
+        self.enforcement_held.labels(reason="rules_change").set_function(lambda: float(rules_change()))
+        self.enforcement_held.labels(reason="stop_rate").set_function(lambda: float(stop_rate()))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -41,6 +41,7 @@ class PageFacts:
     total: int  # containers in the record
     recent: bool  # /recent: only since the last sweep began
     episodes: tuple[dict[str, Any], ...] = ()  # rows of episodes_view.episode_rows
+    warnings: tuple[str, ...] = ()  # enforcement held back by a safeguard (healthy all the same)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ def status_page(facts: PageFacts) -> str:
         version=facts.version,
         mode=str(facts.settings.mode),
         problems=facts.problems,
+        warnings=facts.warnings,
         recent=facts.recent,
         rows=rows,
         total=facts.total,

@@ -453,6 +453,7 @@ def test_healthz_is_200_while_the_engine_answers_and_503_naming_it_when_it_stops
     assert response.json == {
         "status": "ok",
         "problems": [],
+        "warnings": [],
         "mode": "KILL",
         "version": response.json["version"],
         "host": HOST,

@@ -31,7 +31,8 @@ METRICS = {
     "docker_enforcer_event_stream_connected", "docker_enforcer_event_stream_reconnects_total",
     "docker_enforcer_rule_reloads_total", "docker_enforcer_rule_reload_errors_total",
     "docker_enforcer_running_containers", "docker_enforcer_preventions_total",
-    "docker_enforcer_prevention_race_lost_total", "docker_enforcer_build_info", "up",
+    "docker_enforcer_prevention_race_lost_total", "docker_enforcer_build_info",
+    "docker_enforcer_enforcement_held", "up",
 }  # fmt: skip
 NODE = {"job": "docker-enforcer", "instance": "node-1"}
 
@@ -117,6 +118,16 @@ def cases() -> list[dict[str, Any]]:
             "DockerEnforcerRuleReloadFailing", "60m",
             [series("docker_enforcer_rule_reload_errors_total", "0x10 1x60"),
              series("docker_enforcer_rule_reloads_total", "0x30 1x40")],
+        ),
+        fires(
+            "DockerEnforcerEnforcementHeld", "10m",
+            [series("docker_enforcer_enforcement_held", "0x5 1x10", reason="rules_change"),
+             series("docker_enforcer_enforcement_held", "0x20", reason="stop_rate")], reason="rules_change", **crit,
+        ),
+        quiet(
+            "DockerEnforcerEnforcementHeld", "10m",
+            [series("docker_enforcer_enforcement_held", "0x20", reason="rules_change"),
+             series("docker_enforcer_enforcement_held", "1x3 0x20", reason="stop_rate")],
         ),
         fires(
             "DockerEnforcerActionsFailing", "10m",

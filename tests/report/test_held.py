@@ -1,0 +1,43 @@
+"""Enforcement held back by a safeguard: /healthz stays 200 with a warning, the page and the gauge say so."""
+
+from __future__ import annotations
+
+from report_support import HOST
+
+from enforcer.breaker import StopRateBreaker
+from enforcer.judge.policy import Policy
+from enforcer.policy_in_force import PolicyInForce
+from enforcer.record.store import DetectionStore
+from enforcer.report.app import create_app
+from enforcer.report.metrics import Metrics
+from enforcer.settings import Settings
+from enforcer.status import Health
+
+
+def gauge(metrics: Metrics, reason: str) -> float | None:
+    return metrics.registry.get_sample_value("docker_enforcer_enforcement_held", {"reason": reason})
+
+
+def test_a_tripped_breaker_is_a_warning_on_healthz_the_page_and_the_gauge(
+    settings: Settings, health: Health, policy: Policy, store: DetectionStore, metrics: Metrics
+) -> None:
+    breaker = StopRateBreaker(1)
+    in_force = PolicyInForce(policy)
+    metrics.watch_holds(lambda: False, lambda: breaker.state().tripped)
+    client = create_app(settings, health, in_force, store, metrics, HOST, breaker=breaker).test_client()
+    assert client.get("/healthz").json == {
+        "status": "ok", "problems": [], "warnings": [], "mode": "KILL",
+        "version": client.get("/healthz").json["version"], "host": HOST,  # type: ignore[index]
+    }  # fmt: skip
+    assert gauge(metrics, "stop_rate") == 0.0
+
+    assert breaker.admit() and not breaker.admit()
+
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json is not None and response.json["status"] == "ok"
+    assert [w.split(":")[0] for w in response.json["warnings"]] == ["stop-rate breaker tripped"]
+    page = client.get("/", headers={"Accept": "text/html"}).text
+    assert 'id="held"' in page and "stop-rate breaker tripped" in page
+    assert gauge(metrics, "stop_rate") == 1.0
+    assert gauge(metrics, "rules_change") == 0.0
