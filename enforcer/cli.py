@@ -259,7 +259,7 @@ def run_audit(args: argparse.Namespace, settings: Settings, policy: Policy) -> i
     )
     if args.from_file is not None:
         try:
-            verdicts = audit_file(args.from_file, policy, options, settings.owner_labels)
+            verdicts = audit_file(args.from_file, policy, options, settings.owner_label_chain)
         except InspectFileError as exc:
             print(f"docker-enforcer: {exc}", file=sys.stderr)
             return EXIT_USAGE
@@ -274,7 +274,7 @@ def run_audit(args: argparse.Namespace, settings: Settings, policy: Policy) -> i
             gatherer = FactGatherer(
                 host,
                 GatherOptions(
-                    False, settings.disable_params, settings.disable_metrics, settings.owner_labels
+                    False, settings.disable_params, settings.disable_metrics, settings.owner_label_chain
                 ),
             )
             try:

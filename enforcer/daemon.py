@@ -104,6 +104,7 @@ class Daemon:
             self.stop,
             settings.stop_on_first_violation,
         )
+        self.episodes.subscribe(self.notices.episode_changed)
         self.host: DockerHost | None = None
         self.watcher: EventWatcher | None = None
         self.sweeper: Sweeper | None = None
@@ -184,7 +185,7 @@ class Daemon:
     def _start_enforcing(self, host: DockerHost) -> None:
         s = self.settings
         self.gatherer = FactGatherer(
-            host, GatherOptions(s.cache_params, s.disable_params, s.disable_metrics, s.owner_labels)
+            host, GatherOptions(s.cache_params, s.disable_params, s.disable_metrics, s.owner_label_chain)
         )
         own = own_container_id()
         if own:

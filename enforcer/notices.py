@@ -5,7 +5,9 @@ told once, with the phase ("recorded" in WARN mode, "enforced" when the action r
 the same violation tell nothing, nor does a restart of the daemon (the ledger is in the state database). It
 ends, told once with phase "resolved", at the first check that finds the rule no longer violated (reason
 "fixed"), or when the container stops running or is removed (reason "gone": its die or destroy event, or a
-sweep that no longer finds it running). An action that stopped or removed the container ends its episode at
+sweep that no longer finds it running). A rule held over time ("for", "grace") is told when its grace starts
+("warned") and again when its action runs ("enforced", "recorded"); its end follows its own episode
+(record.episodes: reason "resolved"). An action that stopped or removed the container ends its episode at
 once: one notice, "enforced", ended, reason "stopped". Notifiers with `"repeat": True` (Alertmanager) are
 also told of every open episode every `REPEAT_S`.
 
@@ -29,6 +31,7 @@ from enforcer.judge.rules import Trigger
 from enforcer.judge.verdict import Verdict
 from enforcer.notify.notice import EndReason, Notice, NoticeRule, utcnow
 from enforcer.policy_in_force import PolicyInForce
+from enforcer.record.episodes import Change
 from enforcer.record.model import Outcome, Phase, outcome_text
 from enforcer.record.notified import NoticeLedger, Told
 from enforcer.settings import Mode
@@ -78,7 +81,7 @@ class Notices:
             return
         self.passed(verdict, policy)  # the rules it no longer violates end first
         c = verdict.subject
-        phase = Phase.ENFORCED if mode is Mode.KILL else Phase.RECORDED
+        phase = _phase(verdict, mode)
         now = utcnow()
         told = [
             Told(c.cid, r.name, str(r.severity), c.name, c.image, c.owner, str(mode), str(done.action),
@@ -112,6 +115,15 @@ class Notices:
         ended = self.ledger.end_container(container_id)
         if ended:
             self._tell(self.in_force.get(), ended, Phase.RESOLVED, ended=True, reason=EndReason.GONE)
+
+    @_never_raises
+    def episode_changed(self, change: Change) -> None:
+        """A rule held over time: its episode (record.episodes) ended, so does the told one, if any."""
+        if change.after is not None or change.before is None:
+            return  # starts and phase changes come through the pipeline, with their verdict
+        ended = self.ledger.end([change.before.key])
+        if ended:
+            self._tell(self.in_force.get(), ended, Phase.RESOLVED, ended=True, reason=EndReason.RESOLVED)
 
     @_never_raises
     def swept(self, running: Iterable[str], began: datetime) -> None:
@@ -183,6 +195,14 @@ class Notices:
     def _send(self, triggers: list[Trigger], notice: Notice) -> None:
         for trigger in triggers:
             self.runner.call(Call(trigger, notice, notice.name))
+
+
+def _phase(verdict: Verdict, mode: Mode) -> Phase:
+    """The verdict's own phase (a rule held over time: warned, enforced, recorded), else the mode's."""
+    try:
+        return Phase(str(verdict.phase))
+    except ValueError:
+        return Phase.ENFORCED if mode is Mode.KILL else Phase.RECORDED
 
 
 def _by_container(told: list[Told]) -> list[list[Told]]:

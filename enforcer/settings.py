@@ -29,6 +29,8 @@ IGNORED_VARIABLES = ("LOG_AUTHZ_REQUESTS", "DEFAULT_ACTION_ALLOW")
 
 
 NICE_RANGE = (-20, 19)
+# Where an owner is named when OWNER_LABEL is not set on a container: its compose project, its Swarm service.
+OWNER_FALLBACK_LABELS = ("com.docker.compose.project", "com.docker.swarm.service.name")
 
 
 class SettingsError(ValueError):
@@ -193,6 +195,16 @@ def _label_names(name: str, raw: str) -> tuple[str, ...]:
     return names
 
 
+def _label_name(name: str, raw: str) -> str:
+    """One label name."""
+    names = _label_names(name, raw)
+    if len(names) != 1:
+        raise SettingsError(
+            name, raw, "use one label name such as com.example.owner (OWNER_LABELS takes several)"
+        )
+    return names[0]
+
+
 def _host_names(name: str, raw: str) -> tuple[str, ...]:
     """Comma-separated host names (lowercased, without a trailing dot), or `*` alone."""
     names = tuple(dict.fromkeys(item.strip().lower().rstrip(".") for item in raw.split(",") if item.strip()))
@@ -354,12 +366,20 @@ class Settings:
         "a folder the enforcers of one host share: one in a container writes its container id there, and "
         "each exempts the ids found there; ignored while group- or others-writable",
     )
+    owner_label: str | None = setting(
+        "OWNER_LABEL",
+        None,
+        _label_name,
+        "the label that names a container's `owner` (rules, detections, API, page, triggers, notifications); "
+        "without it, the compose project (`com.docker.compose.project`), then the Swarm service "
+        "(`com.docker.swarm.service.name`); none: `[unknown]`",
+    )
     owner_labels: tuple[str, ...] = setting(
         "OWNER_LABELS",
         (),
         _label_names,
-        "comma-separated label names: the first one set on a container names its `owner` (rules, triggers, "
-        "detections); none set: `[unknown]`",
+        "comma-separated label names, after OWNER_LABEL: the first one set on a container names its `owner`; "
+        "none set: `[unknown]` (or, with OWNER_LABEL, the compose project, then the Swarm service)",
     )
     files: Files = group(Files)
     docker_socket: str = setting(
@@ -435,6 +455,14 @@ class Settings:
         """Read and validate every declared variable; the first bad one raises SettingsError."""
         ignored = tuple(name for name in IGNORED_VARIABLES if name in environ)
         return cls(**_read(cls, environ), ignored_variables=ignored)
+
+    @property
+    def owner_label_chain(self) -> tuple[str, ...]:
+        """The labels that name a container's owner, the first one set wins: OWNER_LABEL, OWNER_LABELS,
+        then, with OWNER_LABEL, the compose project and the Swarm service."""
+        first = (self.owner_label,) if self.owner_label else ()
+        fallback = OWNER_FALLBACK_LABELS if self.owner_label else ()
+        return tuple(dict.fromkeys((*first, *self.owner_labels, *fallback)))
 
     def public(self) -> dict[str, object]:
         """The settings shown in /config, as plain JSON-able values; a secret only says whether it is set."""

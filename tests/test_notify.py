@@ -27,6 +27,7 @@ from enforcer.notify import formats
 from enforcer.notify.notice import EndReason, Notice, NoticeRule
 from enforcer.notify.send import NotifyError, safe_url
 from enforcer.policy_in_force import PolicyInForce
+from enforcer.record.episodes import Change, Episode
 from enforcer.record.model import Action, Outcome, Phase
 from enforcer.record.notified import NoticeLedger
 from enforcer.settings import Mode
@@ -366,3 +367,31 @@ def test_a_failing_ledger_never_stops_a_check(
     with caplog.at_level(logging.ERROR, logger="enforcer.notices"):
         notices.violated(Verdict(container(), (PRIV,)), notices.in_force.get(), Mode.WARN, WARNED)
     assert "could not tell the notifiers (violated)" in caplog.text
+
+
+TIMED = Rule("cpu hog", lambda c: True, severity=Severity.HIGH, for_s=60, grace_s=600)
+
+
+def test_a_rule_held_over_time_is_told_when_warned_when_acted_and_when_its_episode_ends(
+    parts: tuple[Notices, Told, Path],
+) -> None:
+    notices, told, _ = parts
+    policy = Policy((TIMED,), Whitelist(), (told.trigger,), {})
+    notices.in_force = PolicyInForce(policy)
+    c = container()
+    warned = Verdict(c, (TIMED,), phase=Phase.WARNED)
+    notices.violated(warned, policy, Mode.KILL, Done(Action.PAUSE, Outcome.WARNED))
+    notices.violated(warned, policy, Mode.KILL, Done(Action.PAUSE, Outcome.WARNED))  # told already
+    notices.violated(
+        Verdict(c, (TIMED,), phase=Phase.ENFORCED), policy, Mode.KILL, Done(Action.PAUSE, Outcome.PAUSED)
+    )
+    notices.passed(Verdict(c), policy)  # a plain check never judges a rule held over time: nothing ends
+    episode = Episode(c.cid, "cpu hog", Phase.ENFORCED, WHEN, None, "", "web")
+    notices.episode_changed(Change(episode, None))
+    got = settle(told, 3)
+    assert [(n.phase, n.ended, n.reason) for n in got] == [
+        (Phase.WARNED, False, None),
+        (Phase.ENFORCED, False, None),
+        (Phase.RESOLVED, True, "resolved"),
+    ]
+    assert got[1].started == got[0].started and got[1].outcome == "paused"

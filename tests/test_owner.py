@@ -1,4 +1,5 @@
-"""OWNER_LABELS: the first of the named labels set on a container gives its `owner`; none, `[unknown]`.
+"""OWNER_LABEL and OWNER_LABELS: the first of the named labels set on a container gives its `owner`; with
+OWNER_LABEL, the compose project and then the Swarm service are the fallback; none, `[unknown]`.
 
 On `docker inspect` JSON captured from the isolated engine (tests/data), through the container object rules
 see, the gatherer the daemon uses and `audit --from`.
@@ -98,6 +99,54 @@ def test_a_bad_owner_label_names_the_variable_and_the_value(value: str) -> None:
     with pytest.raises(SettingsError, match="OWNER_LABELS=.*is not a label name") as caught:
         Settings.from_env({"OWNER_LABELS": value})
     assert caught.value.variable == "OWNER_LABELS"
+
+
+COMPOSED = {"com.docker.compose.project": "shop", "com.docker.swarm.service.name": "shop_web"}
+SWARMED = {"com.docker.swarm.service.name": "shop_web"}
+
+
+def chain(**env: str) -> tuple[str, ...]:
+    return Settings.from_env(env).owner_label_chain
+
+
+def test_owner_label_then_compose_project_then_swarm_service() -> None:
+    labels = chain(OWNER_LABEL="com.example.owner")
+    assert labels == ("com.example.owner", "com.docker.compose.project", "com.docker.swarm.service.name")
+    assert owner_of({"com.example.owner": "team-a", **COMPOSED}, labels) == "team-a"
+    assert owner_of(COMPOSED, labels) == "shop"
+    assert owner_of(SWARMED, labels) == "shop_web"
+    assert owner_of({}, labels) == "[unknown]"
+
+
+def test_owner_labels_alone_keep_what_they_did_and_both_combine() -> None:
+    assert chain() == ()
+    assert chain(OWNER_LABELS="team,maintainer") == ("team", "maintainer")  # no fallback: as it landed
+    assert owner_of(COMPOSED, chain(OWNER_LABELS="team")) == "[unknown]"
+    both = chain(OWNER_LABEL="owner", OWNER_LABELS="team,owner")
+    assert both == ("owner", "team", "com.docker.compose.project", "com.docker.swarm.service.name")
+    assert owner_of({"team": "ops", **COMPOSED}, both) == "ops"
+
+
+@pytest.mark.parametrize("value", ["a,b", "owner=alice"])
+def test_owner_label_takes_one_label_name(value: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"OWNER_LABEL": value})
+    assert caught.value.variable == "OWNER_LABEL"
+    assert Settings.from_env({"OWNER_LABEL": " team "}).owner_label == "team"
+    assert Settings.from_env({"OWNER_LABEL": "team"}).public()["owner_label"] == "team"
+
+
+def test_the_daemon_records_the_compose_project_as_owner(
+    daemon: DaemonFactory, containers: Containers
+) -> None:
+    enforcer = daemon(MODE="WARN", OWNER_LABEL="com.example.owner")
+    containers.run("bad-labelled", labels={"com.example.owner": "team-a", **COMPOSED})
+    containers.run("bad-composed", labels=COMPOSED)
+    containers.run("bad-swarmed", labels=SWARMED)
+    for name in ("bad-labelled", "bad-composed", "bad-swarmed"):
+        assert enforcer.wait_for_violation(name)
+    owners = {d["name"]: d["owner"] for d in enforcer.get("/")["detections"]}
+    assert owners == {"/bad-labelled": "team-a", "/bad-composed": "shop", "/bad-swarmed": "shop_web"}
 
 
 def test_the_daemon_records_the_owner_named_by_the_labels(

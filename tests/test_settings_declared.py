@@ -45,6 +45,7 @@ PUBLIC_KEYS = {
     "white_list",
     "image_white_list",
     "peers_dir",
+    "owner_label",
     "owner_labels",
     "listen_address",
     "api_token_set",

@@ -30,6 +30,7 @@ ENDED = {
     EndReason.FIXED: "no longer violates",
     EndReason.GONE: "is gone (stopped or removed); it no longer violates",
     EndReason.STOPPED: "was stopped by the enforcer",
+    EndReason.RESOLVED: "no longer violates (fixed, restarted or gone)",
 }
 
 

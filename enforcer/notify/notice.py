@@ -28,6 +28,7 @@ class EndReason:
     FIXED = "fixed"  # checked again: it no longer violates the rule
     GONE = "gone"  # stopped running or removed (not by the enforcer)
     STOPPED = "stopped"  # the enforcer stopped or removed it: the episode ended with the action
+    RESOLVED = "resolved"  # a rule held over time: its episode ended (fixed in time, restarted or gone)
 
 
 @dataclass(frozen=True)

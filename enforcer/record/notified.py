@@ -2,9 +2,10 @@
 was not yet, in the state database (table `notified`), so a restart of the daemon neither repeats a start
 nor forgets an end.
 
-Rules held over time have their own episodes (`record.episodes`); this ledger holds those of every other rule:
-an episode starts at the first check that finds the rule violated and ends at the first check that does not,
-or when the container stops running or is removed. Thread-safe; reads come from an in-memory copy.
+An episode starts at the first check that finds the rule violated and ends at the first check that does not,
+or when the container stops running or is removed; for a rule held over time, when its own episode
+(`record.episodes`) ends. A told episode whose phase changes (warned, then enforced) is told again.
+Thread-safe; reads come from an in-memory copy.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -93,12 +94,16 @@ class NoticeLedger:
             return sorted(self._open.values(), key=lambda t: (t.started, t.key))
 
     def start(self, episodes: Iterable[Told]) -> list[Told]:
-        """Open these episodes; returns those that were not open yet (the ones to tell)."""
+        """Open these episodes, or move open ones to their new phase (keeping when they started); returns
+        those that were not open yet or changed phase (the ones to tell)."""
         new: list[Told] = []
         with self._lock:
             for told in episodes:
-                if told.key in self._open:
+                known = self._open.get(told.key)
+                if known is not None and known.phase == told.phase:
                     continue
+                if known is not None:
+                    told = replace(told, started=known.started)
                 self._conn.execute(
                     f"INSERT OR REPLACE INTO notified ({', '.join(_COLUMNS)}) "
                     f"VALUES ({', '.join(':' + c for c in _COLUMNS)})",

@@ -59,6 +59,7 @@ class DetectionRow:
     short_id: str
     name: str
     image: str
+    owner: str
     labels: tuple[tuple[str, str], ...]
     rules: tuple[RuleLink, ...]
     rule_errors: tuple[str, ...]
@@ -142,6 +143,7 @@ def detection_row(detection: Detection, anchors: Mapping[str, str]) -> Detection
         short_id=detection.container_id[:12],
         name=detection.name,
         image=detection.image,
+        owner=detection.owner,
         labels=tuple(sorted((str(k), str(v)) for k, v in detection.labels.items())),
         rules=links,
         rule_errors=detection.rule_errors,

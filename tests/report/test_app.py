@@ -92,6 +92,7 @@ def recorded(store: DetectionStore, make_finding: MakeFinding) -> DetectionStore
             outcome=Outcome.RECORDED,
             source=Source.EVENT,
             timestamp=T0 - timedelta(minutes=1),
+            owner="team-a",
         )
     )
     return store
@@ -359,6 +360,8 @@ def test_the_page_shows_mode_health_detections_sweep_and_rules(
         '<td class="outcome acted">stopped</td>',
         '<td class="outcome noted">recorded</td>',
         '<td class="num count">2</td>',
+        '<div class="muted owner">owner team-a</div>',
+        '<div class="muted owner">owner [unknown]</div>',
     ):
         assert html in page
     assert "2024-05-01 12:00:02 UTC" in page and "2024-05-01 11:55:00 UTC" in page
