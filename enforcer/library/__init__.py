@@ -37,7 +37,7 @@ __all__ = [
     "spec",
 ]
 
-CATALOG: tuple[RuleSpec, ...] = unique(cis.SPECS + proxies.SPECS + limits.SPECS)
+CATALOG: tuple[RuleSpec, ...] = unique(cis.SPECS + cis.OPT_IN + proxies.SPECS + limits.SPECS)
 """Every fixed ready rule, each once."""
 FACTORIES: tuple[FactorySpec, ...] = cis.FACTORIES + proxies.FACTORIES + limits.FACTORIES
 """The parameterised rules, each with the example call the docs and tests use."""

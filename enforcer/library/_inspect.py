@@ -26,6 +26,7 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?\s*$", re.IGNORECAS
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 _PROPAGATIONS = frozenset({"shared", "rshared", "slave", "rslave", "private", "rprivate"})
 DEFAULT_CPU_PERIOD = 100_000  # microseconds, the kernel's CFS default that Docker uses when unset
+ROOT_USERS = frozenset({"", "0", "root"})  # "": no user set, so the image's default, root
 
 
 class MissingFacts(LookupError):
@@ -70,6 +71,11 @@ def top(c: Container, key: str) -> Any:
     """A top-level inspect field such as AppArmorProfile; raises MissingFacts when the facts are partial."""
     host_config(c)
     return c.params.get(key)
+
+
+def is_root_user(user: Any) -> bool:
+    """Whether a `--user` / USER value means root: empty, `0`, `root`, `0:<group>` or `root:<group>`."""
+    return str(user or "").strip().split(":", 1)[0] in ROOT_USERS
 
 
 def network_settings(c: Container) -> Mapping[str, Any]:

@@ -1,8 +1,10 @@
 """CIS Docker Benchmark v1.6, section 5 (container runtime): every check that `docker inspect` can decide.
 
 Not here, because inspect data cannot decide them: 5.1 (swarm mode is an engine setting), 5.7 (sshd needs
-`docker exec`), 5.9 (which ports are *needed*), 5.19 (ulimits are overridden only "if needed"), 5.23 and 5.24
-(options of `docker exec` calls) and 5.28 (whether the image is the newest needs the registry).
+`docker exec`), 5.9 (which ports are *needed*), 5.19 (ulimits are overridden only "if needed") and 5.28
+(whether the image is the newest needs the registry). 5.23 and 5.24 judge `docker exec` sessions (`c.exec`,
+with RUN_EXEC_EVENTS=True): 5.23 is in `rules()`; 5.24 (no exec as root) is opt-in, since many hosts allow
+it: `select("no-root-exec")` or `rules(include_opt_in=True)`.
 
 Up to v1.5 the section started one number lower (5.1 was AppArmor); each description gives the older number.
 """
@@ -26,6 +28,7 @@ from enforcer.library._inspect import (
     full_config,
     host_config,
     host_mounts,
+    is_root_user,
     is_running,
     is_under,
     network_settings,
@@ -237,6 +240,14 @@ def default_bridge(c: Container) -> bool:
     # An engine without docker0 (dockerd --bridge=none) starts such containers with a bridge endpoint that
     # has no network id. Before the start no engine has filled the id in, so the configuration decides.
     return not (bridge is not None and is_running(c) and not bridge.get("NetworkID"))
+
+
+def privileged_exec(c: Container) -> bool:
+    return bool(c.exec is not None and c.exec.privileged)
+
+
+def root_exec(c: Container) -> bool:
+    return bool(c.exec is not None and is_root_user(c.exec.user))
 
 
 def socket_reacher(sockets: Iterable[str]) -> Check:
@@ -590,6 +601,34 @@ NO_DOCKER_SOCKET = cis_spec(
     "the API (and run that proxy with this rule whitelisted), never to the engine's own socket.",
     tags=("mounts", "socket", "proxy", "sockguard", "lancelot"),
 )
+NO_PRIVILEGED_EXEC = cis_spec(
+    "no-privileged-exec",
+    "5.23",
+    "no privileged exec",
+    privileged_exec,
+    "critical",
+    "Flags a `docker exec --privileged` session (judged at its start with RUN_EXEC_EVENTS=True): the "
+    "command gets every capability and no AppArmor, SELinux or seccomp confinement, whatever the container "
+    'itself was allowed. In KILL mode the container is stopped; add `"mode": "WARN"` to only record it.',
+    "Exec without `--privileged`; a task that needs more rights belongs in a container configured (and "
+    "reviewed) for it.",
+    tags=("exec",),
+)
+NO_ROOT_EXEC = RuleSpec(
+    "no-root-exec",
+    "no exec as root",
+    root_exec,
+    "medium",
+    "Flags a `docker exec` session that runs as root (judged at its start with RUN_EXEC_EVENTS=True): "
+    "`-u 0`, `-u root`, `-u 0:<group>`, or no `-u` in a container whose own user is root (the engine runs "
+    "the exec as the container's user). The container's own healthcheck is never judged. Opt-in: not in "
+    "`cis.rules()` nor `select('cis')`, since many hosts let operators exec as root; pick it by id or "
+    "`cis-5.24`. CIS Docker Benchmark v1.6 5.24 (5.23 in v1.2 to v1.5).",
+    "Exec as an unprivileged user (`docker exec -u 1000 ...`), or give the container a non-root USER so "
+    "that execs without `-u` run as it.",
+    cis="5.24",
+    tags=("exec", "opt-in"),
+)
 
 SPECS: tuple[RuleSpec, ...] = (
     APPARMOR_PROFILE,
@@ -619,13 +658,17 @@ SPECS: tuple[RuleSpec, ...] = (
     NO_DEFAULT_BRIDGE,
     NO_HOST_USERNS,
     NO_DOCKER_SOCKET,
+    NO_PRIVILEGED_EXEC,
 )
+OPT_IN: tuple[RuleSpec, ...] = (NO_ROOT_EXEC,)  # section 5 rules left out of `rules()` unless asked for
 FACTORIES = ()
 
 
-def rules(*, exclude: Iterable[str] = ()) -> list[dict[str, Any]]:
-    """Every CIS section 5 rule as rule dicts, minus those `exclude` names by id, `cis-<id>` or tag.
+def rules(*, exclude: Iterable[str] = (), include_opt_in: bool = False) -> list[dict[str, Any]]:
+    """Every CIS section 5 rule as rule dicts, minus those `exclude` names by id, `cis-<id>` or tag;
+    `include_opt_in` adds the opt-in ones (no-root-exec).
 
     `cis.rules(exclude=["apparmor-profile"])` suits a host without AppArmor.
     """
-    return [spec.as_rule() for spec in excluding(SPECS, exclude)]
+    specs = SPECS + OPT_IN if include_opt_in else SPECS
+    return [spec.as_rule() for spec in excluding(specs, exclude)]

@@ -45,6 +45,9 @@ rules = cis.rules() + [
 - **Modes.** Ready rules carry no `mode`, so the instance's MODE applies. To only record a rule even in a KILL
   instance, copy it with a mode: `[{**rule, "mode": "WARN"} for rule in cis.rules()]`.
 - **Whitelisting** uses the rule's name, as for any rule: `WHITE_LIST=ci-runner|no privileged mode`.
+- **Exec sessions.** `no-privileged-exec` (CIS 5.23) and the opt-in `no-root-exec` (5.24, not in
+  `cis.rules()`: `select("no-root-exec")` or `cis.rules(include_opt_in=True)`) judge `docker exec` sessions
+  (`c.exec`); they need `RUN_EXEC_EVENTS=True` and flag nothing on other checks.
 - **Missing facts.** With `DISABLE_PARAMS=True` the facts hold only id, name, image and labels. Rules about
   anything else then report a rule error (never a violation, unless `RULE_ERRORS_ARE_VIOLATIONS` is set)
   instead of guessing; the image and label rules keep working.
@@ -53,7 +56,8 @@ rules = cis.rules() + [
 
 def render_markdown() -> str:
     """The whole of docs/rules.md."""
-    parts = [INTRO, _index(), _group("CIS Docker Benchmark v1.6, section 5", "cis.rules()", cis, cis.SPECS)]
+    cis_specs = cis.SPECS + cis.OPT_IN
+    parts = [INTRO, _index(), _group("CIS Docker Benchmark v1.6, section 5", "cis.rules()", cis, cis_specs)]
     parts.append(_group("Socket-proxy rules", "proxies.rules()", proxies, proxies.SPECS))
     parts.append(_group("Limits and hygiene", "limits.rules()", limits, limits.SPECS))
     parts.append(_factories(FACTORIES))
@@ -70,6 +74,8 @@ def _index() -> str:
     ]
     for spec in CATALOG:
         groups = ", ".join(f"`{m.__name__.rsplit('.', 1)[-1]}`" for m in _groups_of(spec))
+        if spec in cis.OPT_IN:
+            groups += " (opt-in)"
         lines.append(
             f"| [`{spec.id}`](#{spec.id}) | {spec.cis or '-'} | {spec.severity} | {spec.name} | {groups} |"
         )
@@ -78,7 +84,11 @@ def _index() -> str:
 
 
 def _groups_of(spec: RuleSpec) -> list[ModuleType]:
-    return [module for module in (cis, proxies, limits) if spec in module.SPECS]
+    return [
+        module
+        for module in (cis, proxies, limits)
+        if spec in module.SPECS or spec in getattr(module, "OPT_IN", ())
+    ]
 
 
 def _group(title: str, call: str, module: ModuleType, specs: Iterable[RuleSpec]) -> str:

@@ -21,6 +21,7 @@ from enforcer.library._inspect import (
     human_size,
     image_reference,
     is_image_id,
+    is_root_user,
     parse_positive,
     parse_size,
     repository,
@@ -62,7 +63,6 @@ KNOWN_CAPABILITIES = DEFAULT_CAPABILITIES | frozenset(
         "WAKE_ALARM",
     }
 )
-ROOT_USERS = frozenset({"", "0", "root"})
 LIMIT_TAGS = ("limits",)
 HYGIENE_TAGS = ("hygiene",)
 
@@ -77,8 +77,7 @@ def latest_image(c: Container) -> bool:
 
 
 def runs_as_root(c: Container) -> bool:
-    user = str(full_config(c).get("User") or "").strip()
-    return user.split(":", 1)[0] in ROOT_USERS
+    return is_root_user(full_config(c).get("User"))
 
 
 NO_LATEST_IMAGE = RuleSpec(

@@ -2,7 +2,9 @@
 
 The examples are real inspect output from the isolated engine (tests/library/capture_examples.py; one file per
 container, named after how it was created). For each fixed rule and each factory's documented example call,
-EXPECTED lists the examples it must flag; every other example must pass. No engine is needed here.
+EXPECTED lists the examples it must flag; every other example must pass. Rules about `docker exec` sessions
+are judged on the exec examples (examples/exec/: a container and one exec in it) and flag no container
+example (`c.exec` is None there). No engine is needed here.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from enforcer.facts.container import Container
+from enforcer.facts.container import Container, ExecFacts
 from enforcer.library import CATALOG, FACTORIES
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
@@ -27,8 +29,22 @@ def _load() -> dict[str, Container]:
     return loaded
 
 
+def _load_execs() -> dict[str, Container]:
+    """The exec examples as an exec check sees them; the healthchecks' are left out (never judged)."""
+    loaded = {}
+    for path in sorted((EXAMPLES_DIR / "exec").glob("*.json")):
+        if path.stem.startswith("healthcheck"):
+            continue
+        data = json.loads(path.read_text())
+        params = data["container"]
+        user = str(params["Config"].get("User") or "")
+        loaded[path.stem] = Container(params["Id"], params, exec=ExecFacts.from_inspect(data["exec"], user))
+    return loaded
+
+
 EXAMPLES = _load()
 ALL = frozenset(EXAMPLES)
+EXECS = _load_execs()
 
 
 def all_but(*names: str) -> frozenset[str]:
@@ -120,6 +136,13 @@ EXPECTED: dict[str, frozenset[str]] = {
 }
 
 
+# Exec rules: the exec examples each flags (`-u root:1000` is root; no `-u` runs as the container's user).
+EXEC_EXPECTED: dict[str, frozenset[str]] = {
+    "no-privileged-exec": frozenset({"privileged"}),
+    "no-root-exec": frozenset({"privileged", "u0", "u-root-group", "default-root"}),
+}
+
+
 def _rules() -> dict[str, dict[str, Any]]:
     rules = {spec.id: spec.as_rule() for spec in CATALOG}
     rules.update({factory.call: factory.example() for factory in FACTORIES})
@@ -134,10 +157,19 @@ def test_examples_were_captured() -> None:
 
 
 def test_every_rule_has_expectations() -> None:
-    assert set(EXPECTED) == set(RULES)
+    assert not set(EXPECTED) & set(EXEC_EXPECTED)
+    assert set(EXPECTED) | set(EXEC_EXPECTED) == set(RULES)
 
 
-@pytest.mark.parametrize("key", sorted(RULES))
+@pytest.mark.parametrize("key", sorted(EXEC_EXPECTED))
+def test_exec_rule_flags_exactly_the_expected_execs_and_no_container(key: str) -> None:
+    check = RULES[key]["rule"]
+    assert {name for name, container in EXECS.items() if check(container)} == EXEC_EXPECTED[key]
+    assert EXEC_EXPECTED[key] != set(EXECS), f"{key} passes no exec example"
+    assert not [name for name, container in EXAMPLES.items() if check(container)]
+
+
+@pytest.mark.parametrize("key", sorted(EXPECTED))
 def test_rule_flags_exactly_the_expected_examples(key: str) -> None:
     check = RULES[key]["rule"]
     flagged = {name for name, container in EXAMPLES.items() if check(container)}

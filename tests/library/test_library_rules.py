@@ -93,7 +93,9 @@ def test_groups() -> None:
     assert all(r["cis"] and r["cis"].startswith("5.") for r in cis.rules())
     assert [r["id"] for r in proxies.rules()] == ["no-privileged", "no-host-network", "no-docker-socket"]
     assert [r["id"] for r in limits.rules()] == ["no-latest-image", "no-root-user"]
-    assert len(all_rules()) == len(CATALOG) == len(cis.SPECS) + 2
+    assert len(all_rules()) == len(CATALOG) == len(cis.SPECS) + len(cis.OPT_IN) + 2
+    assert [r["id"] for r in cis.rules(include_opt_in=True)] == [s.id for s in cis.SPECS + cis.OPT_IN]
+    assert "no-root-exec" not in {r["id"] for r in cis.rules()}  # opt-in: many hosts allow exec as root
 
 
 # -- select and exclude ----------------------------------------------------------------------------------
@@ -105,6 +107,10 @@ def test_select_by_id_cis_id_and_tag_gives_each_rule_once_in_catalog_order() -> 
     ]
     assert [r["id"] for r in select("cis")] == [r["id"] for r in cis.rules()]
     assert [r["id"] for r in select("cis-4.1")] == ["no-root-user"]
+    assert (
+        [r["id"] for r in select("cis-5.24")] == [r["id"] for r in select("no-root-exec")] == ["no-root-exec"]
+    )
+    assert [r["id"] for r in select("exec")] == ["no-privileged-exec", "no-root-exec"]
 
 
 @pytest.mark.parametrize("keys", [("no-such-rule",), ("cis-9.9",), ("cis", "typo"), ("",)])
@@ -217,7 +223,11 @@ def test_disable_params_facts_give_answers_or_missing_facts_never_other_errors()
             assert "DISABLE_PARAMS" in str(exc)
         else:
             answered.add(rule["id"])
-    assert answered == {"no-latest-image", "allowed-registries", "owner-label", "required-labels"}
+    # The exec rules read only `c.exec` (None here): they answer, and flag nothing.
+    assert answered == {
+        *("no-latest-image", "allowed-registries", "owner-label", "required-labels"),
+        *("no-privileged-exec", "no-root-exec"),
+    }
 
 
 @pytest.mark.parametrize("host_config", [{}, "all null"])
