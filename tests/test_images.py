@@ -13,9 +13,12 @@ from typing import Any
 import pytest
 
 from enforcer.dockerhost.errors import ContainerGone
-from enforcer.facts.container import Container, FactUnavailable
+from enforcer.facts.container import Container, FactUnavailable, Missing
 from enforcer.facts.images import ImageCache
 from enforcer.facts.views import ReadOnlyError
+from enforcer.judge.judge import Judgement
+from enforcer.judge.rules import Rule
+from enforcer.judge.whitelist import Whitelist
 
 IMAGE_DIR = Path(__file__).resolve().parent / "library" / "examples" / "image"
 NOW = datetime(2026, 12, 2, tzinfo=UTC)  # the examples were captured on 2026-12-01
@@ -105,3 +108,16 @@ def test_the_cache_is_bounded_and_keeps_only_images_in_use() -> None:
     cache.keep_only(["c"])
     cache.get("a")
     assert calls == ["a", "b", "c", "a"] and len(cache) == 2
+
+
+def test_a_rule_reading_the_image_stops_the_judgement_until_the_image_is_gathered() -> None:
+    """As in a sweep: metrics and position in hand, the image fetched only for the rule that reads it."""
+    data = example("old")
+    c = Container("c1", data["container"], metrics={}, position=0, image_info=Missing("image_info"))
+    assert not c.all_gathered
+    rules = [Rule("plain", lambda c: False), Rule("old image", lambda c: c.image_age_days > 180)]
+    judgement = Judgement(rules, Whitelist())
+    assert judgement.run(c) is None and judgement.needs == "image_info"
+    verdict = judgement.run(c.with_facts(image_info=data["image"]))
+    assert verdict is not None and verdict.reasons == ["old image"]
+    assert c.with_facts(image_info=data["image"]).all_gathered

@@ -169,10 +169,9 @@ class Container:
     @property
     def all_gathered(self) -> bool:
         """Whether no fact is waiting to be gathered (those not known yet, before a start, are not)."""
-        metrics, position = self._metrics, self._position
-        return not (
-            (isinstance(metrics, Missing) and metrics.gatherable)
-            or (isinstance(position, Missing) and position.gatherable)
+        return not any(
+            isinstance(fact, Missing) and fact.gatherable
+            for fact in (self._metrics, self._position, self._image_info)
         )
 
     def take_wanted(self) -> str | None:
