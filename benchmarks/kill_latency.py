@@ -21,223 +21,29 @@ container was ever stopped, no violator left running. The exit status is 1 when 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import shutil
-import signal
-import statistics
-import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests")]
 
-from docker import APIClient  # noqa: E402
-from docker.errors import NotFound  # noqa: E402
-from support.bench import enforcer_env  # noqa: E402
-from support.engine import Engine, ensure_busybox_image, ensure_prerequisites, start_engine  # noqa: E402
-from support.rawhttp import UnixHTTP  # noqa: E402
+from support.bench import (  # noqa: E402
+    Bench,
+    Contender,
+    Enforcer,
+    Reference,
+    ms,
+    summary,
+)
+from support.engine import ensure_busybox_image, ensure_prerequisites, start_engine  # noqa: E402
 from support.trusted_tmp import trusted_tempdir  # noqa: E402
 
-VIOLATOR = "violator"
-RULES = 'rules = [{"name": "no violators", "rule": lambda c: c.name.startswith("violator")}]\n'
 SEQ_RATIO_GOAL = 1.3
 SEQ_MAX_GOAL_S = 0.100
 BURST_P50_GOAL_S = 0.300
-WAIT_STOPPED_S = 10.0
-API_VERSION = "v1.41"
-
-
-# -- the reference loop, run as `kill_latency.py --reference SOCKET` ---------------------------------------
-def reference_loop(sock_path: str) -> int:
-    """Raw event stream -> kill on a new thread per violator; prints "ready" once the stream is open."""
-
-    def kill(cid: str) -> None:
-        conn = UnixHTTP(sock_path)
-        conn.request("POST", f"/{API_VERSION}/containers/{cid}/kill")
-        conn.getresponse().read()
-        conn.close()
-
-    stream = UnixHTTP(sock_path)
-    filters = quote(json.dumps({"type": ["container"], "event": ["start"]}))
-    stream.request("GET", f"/{API_VERSION}/events?filters={filters}")
-    response = stream.getresponse()
-    print("ready", flush=True)
-    while line := response.readline():
-        event = json.loads(line)
-        if event["Actor"]["Attributes"].get("name", "").startswith(VIOLATOR):
-            threading.Thread(target=kill, args=(event["id"],), daemon=True).start()
-    return 0
-
-
-# -- contenders --------------------------------------------------------------------------------------------
-class Contender:
-    name = ""
-
-    def start(self) -> None: ...
-
-    def stop(self) -> None: ...
-
-
-class Reference(Contender):
-    name = "reference loop"
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.proc: subprocess.Popen[str] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--reference", str(self.engine.socket)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        if self.proc.stdout.readline().strip() != "ready":
-            raise RuntimeError("the reference loop did not start")
-
-    def stop(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(10)
-
-
-class Enforcer(Contender):
-    name = "docker-enforcer"
-
-    def __init__(self, engine: Engine, workdir: Path) -> None:
-        self.workdir = workdir
-        self.env = enforcer_env(engine, workdir, RULES, LOG_FORMAT="json")
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.runs = 0
-        self.log_path = workdir / "enforcer-0.log"
-
-    def start(self) -> None:
-        self.log_path = self.workdir / f"enforcer-{self.runs}.log"
-        self.runs += 1
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "enforcer", "run"], env=self.env, cwd=self.workdir, stderr=log
-            )
-        deadline = time.monotonic() + 60
-        while "sweep of" not in self.log_path.read_text():  # connected, stream open, catch-up sweep done
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"docker-enforcer did not start:\n{self.log_path.read_text()}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def violations(self) -> list[dict[str, Any]]:
-        out = []
-        for path in self.workdir.glob("enforcer-*.log"):
-            for line in path.read_text().splitlines():
-                if line.startswith("{") and '"violation: ' in line:
-                    out.append(json.loads(line))
-        return out
-
-
-# -- the engine side ---------------------------------------------------------------------------------------
-def docker_time(raw: str) -> float:
-    head, _, frac = raw.rstrip("Z").partition(".")
-    return datetime.fromisoformat(head + "+00:00").timestamp() + float("0." + (frac or "0"))
-
-
-class Bench:
-    def __init__(self, engine: Engine, image: str) -> None:
-        self.engine = engine
-        self.image = image
-        self.local = threading.local()
-        self.counter = 0
-        self.lock = threading.Lock()
-
-    def api(self) -> APIClient:
-        if getattr(self.local, "api", None) is None:
-            self.local.api = self.engine.api()
-        return self.local.api
-
-    def run(self, name: str) -> str:
-        api = self.api()
-        cid = api.create_container(
-            self.image,
-            ["sleep", "3600"],
-            name=name,
-            host_config=api.create_host_config(),
-            stop_signal="SIGKILL",
-        )["Id"]
-        api.start(cid)
-        return str(cid)
-
-    def next_name(self, label: str) -> str:
-        with self.lock:
-            self.counter += 1
-            return f"{VIOLATOR}-{label}-{self.counter}"
-
-    def state(self, cid: str) -> dict[str, Any]:
-        return dict(self.api().inspect_container(cid)["State"])
-
-    def wait_stopped(self, cid: str, timeout: float = WAIT_STOPPED_S) -> bool:
-        deadline = time.monotonic() + timeout
-        while self.state(cid)["Running"]:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.01)
-        return True
-
-    def windows(self, cids: list[str]) -> tuple[list[float], int]:
-        """Running windows of the stopped ones, and how many still run."""
-        out, running = [], 0
-        for cid in cids:
-            state = self.state(cid)
-            if state["Running"]:
-                running += 1
-            else:
-                out.append(docker_time(state["FinishedAt"]) - docker_time(state["StartedAt"]))
-        return out, running
-
-    def remove(self, cids: list[str]) -> None:
-        def one(cid: str) -> None:
-            with contextlib.suppress(NotFound):
-                self.api().remove_container(cid, force=True)
-
-        with ThreadPoolExecutor(8) as pool:
-            list(pool.map(one, cids))
-
-    def sequential(self, count: int, label: str) -> tuple[list[float], int]:
-        cids = []
-        for _ in range(count):
-            cid = self.run(self.next_name(label))
-            cids.append(cid)
-            self.wait_stopped(cid)
-            time.sleep(0.05)
-        result = self.windows(cids)
-        self.remove(cids)
-        return result
-
-    def burst(self, count: int, parallel: int, label: str) -> tuple[list[float], int]:
-        names = [self.next_name(label) for _ in range(count)]
-        with ThreadPoolExecutor(parallel) as pool:
-            cids = list(pool.map(self.run, names))
-        deadline = time.monotonic() + WAIT_STOPPED_S
-        while any(self.state(cid)["Running"] for cid in cids) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        result = self.windows(cids)
-        self.remove(cids)
-        return result
 
 
 def start_clean(bench: Bench, count: int) -> dict[str, str]:
@@ -256,21 +62,6 @@ def clean_disturbed(bench: Bench, clean: dict[str, str]) -> int:
 
 
 # -- report ------------------------------------------------------------------------------------------------
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:7.1f} ms"
-
-
-def summary(windows: list[float]) -> dict[str, float]:
-    if not windows:
-        return {"p50": float("nan"), "p90": float("nan"), "max": float("nan")}
-    ordered = sorted(windows)
-    return {
-        "p50": statistics.median(ordered),
-        "p90": ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))],
-        "max": ordered[-1],
-    }
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -281,10 +72,7 @@ def main() -> int:
     )
     parser.add_argument("--burst", type=int, default=30, help="violators in the burst, per contender")
     parser.add_argument("--parallel", type=int, default=8, help="threads starting the burst")
-    parser.add_argument("--reference", metavar="SOCKET", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.reference:
-        return reference_loop(args.reference)
     missing = ensure_prerequisites()
     if missing:
         print("cannot start an isolated engine; missing: " + "; ".join(missing), file=sys.stderr)

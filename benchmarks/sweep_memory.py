@@ -41,14 +41,12 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import support.bench as bench  # noqa: E402
 from support.engine import Engine, ensure_busybox_image, ensure_prerequisites, start_engine  # noqa: E402
-from support.rawhttp import UnixHTTP  # noqa: E402
 from support.trusted_tmp import trusted_tempdir  # noqa: E402
 
 SWEEP_GOAL_S = 2.0
 RSS_GOAL_MB = 100.0
 FLAT_GOAL = 0.05  # at most 5 % growth from 5,000 to 10,000 checks
 WARNED = 5
-API_VERSION = "v1.41"
 RULES = """
 rules = [
     {"name": "no more than 1 GB of memory", "rule": lambda c: c.metrics["memory_stats"]["usage"] > 1024**3},
@@ -56,13 +54,6 @@ rules = [
      "rule": lambda c: c.name.startswith("warned") and c.params["HostConfig"]["Memory"] == 0},
 ]
 """
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 def emit(**fields: Any) -> None:
@@ -79,29 +70,19 @@ class Progress:
     def sweep(self, checks: int, seconds: float) -> None:
         emit(kind="sweep", checks=checks, seconds=seconds)
         while checks >= self.next_report:
-            emit(kind="rss", checks=self.next_report, rss_mb=rss_mb())
+            emit(kind="rss", checks=self.next_report, rss_mb=bench.rss_mb())
             self.next_report += self.every
 
 
 # -- the reference loop: `sweep_memory.py --reference SOCKET --checks N` -----------------------------------
 def reference_loop(sock_path: str, checks: int, every: int) -> int:
-    local = threading.local()
-
-    def get(path: str) -> Any:
-        if getattr(local, "conn", None) is None:
-            local.conn = UnixHTTP(sock_path)
-        local.conn.request("GET", f"/{API_VERSION}{path}")
-        return json.loads(local.conn.getresponse().read())
-
-    def facts(cid: str) -> tuple[Any, Any]:
-        return get(f"/containers/{cid}/json"), get(f"/containers/{cid}/stats?stream=false&one-shot=true")
-
+    raw = bench.RawReader(sock_path)
     pool = ThreadPoolExecutor(100)
     progress, done = Progress(every), 0
     while done < checks:
         started = time.perf_counter()
-        listed = get("/containers/json")
-        done += len(list(pool.map(facts, [c["Id"] for c in listed])))
+        listed = raw.get("/containers/json")
+        done += len(list(pool.map(raw.facts, [c["Id"] for c in listed])))
         progress.sweep(done, time.perf_counter() - started)
     pool.shutdown()
     return 0
