@@ -1,7 +1,8 @@
-"""The command line: `docker-enforcer run | check | audit | test | --version`.
+"""The command line: `docker-enforcer run | check | audit | test | notify-test | --version`.
 
-Exit status: 0 fine, 1 violations found (audit) or a failing case (test), 2 bad settings or files, 3 the
-engine cannot be reached, 4 nothing violated but some rule raised (audit).
+Exit status: 0 fine, 1 violations found (audit), a failing case (test) or a trigger that failed or hung
+(notify-test), 2 bad settings or files, 3 the engine cannot be reached, 4 nothing violated but some rule
+raised (audit).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import dataclasses
 import json
 import logging
 import os
+import socket
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -89,6 +91,17 @@ def parser() -> argparse.ArgumentParser:
         "cases", type=Path, metavar="CASES", help="cases file (`cases = [...]`, see the README)"
     )
     _file_options(test)
+
+    notify_test = sub.add_parser(
+        "notify-test", help="send one test notification through every trigger and say what each answered"
+    )
+    _file_options(notify_test)
+    notify_test.add_argument(
+        "--owner", default="[unknown]", help="the test container's owner, to try an owner's route"
+    )
+    notify_test.add_argument(
+        "--timeout", type=float, default=30.0, metavar="S", help="seconds to wait for each trigger (30)"
+    )
     return top
 
 
@@ -150,6 +163,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return run_check(policy, settings)
     if args.command == "test":
         return run_tests(args.cases, settings, policy)
+    if args.command == "notify-test":
+        return run_notify_test(args, settings, policy)
     if args.command == "run":
         log.info("files in use: %s", ", ".join(f"{kind} {path}" for kind, path in policy.paths().items()))
         return run_daemon(settings, policy)
@@ -170,6 +185,19 @@ def run_daemon(settings: Settings, policy: Policy) -> int:
     except StartupError as exc:
         print(f"docker-enforcer: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def run_notify_test(args: argparse.Namespace, settings: Settings, policy: Policy) -> int:
+    """0 when every trigger answered, 1 when one failed or hung (each one's answer printed)."""
+    from enforcer.notifytest import send_tests
+
+    if not policy.triggers:
+        print(f"no triggers in {policy.sources['triggers'].path}: nothing to send")
+        return EXIT_OK
+    answers = send_tests(policy, socket.gethostname(), str(settings.mode), args.owner, args.timeout)
+    for answer in answers:
+        print(answer)
+    return EXIT_OK if all(a.ok for a in answers) else EXIT_VIOLATIONS
 
 
 def run_check(policy: Policy, settings: Settings) -> int:

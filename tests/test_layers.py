@@ -23,7 +23,12 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("__main__",),
     ("cli",),
     ("daemon",),
-    ("sources", "audit", "casetest"),  # what asks for a check: events, sweeps, reloads; audit, test
+    (
+        "sources",
+        "audit",
+        "casetest",
+        "notifytest",
+    ),  # what asks for a check: events, sweeps, reloads; audit, test
     (
         "prevention",
         "sustained",
