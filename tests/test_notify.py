@@ -198,6 +198,12 @@ def test_a_bad_url_is_refused_without_quoting_it(bad: Any) -> None:
     assert "/x" not in str(raised.value)
 
 
+def test_a_url_a_request_cannot_carry_is_refused_without_quoting_it() -> None:
+    with pytest.raises(NotifyError) as raised:
+        notify.webhook(f"http://127.0.0.1:9/hook/{TOKEN} x")["trigger"](notice())
+    assert TOKEN not in str(raised.value) and str(raised.value).startswith("http://127.0.0.1:9: ")
+
+
 def test_safe_url() -> None:
     assert safe_url(f"https://user:pw@hooks.slack.com/services/{TOKEN}?q=1") == "https://hooks.slack.com"
     assert safe_url("http://[::1]:9093/api") == "http://[::1]:9093"

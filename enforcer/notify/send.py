@@ -6,6 +6,7 @@ raises or returns more of a URL than its scheme and host (`safe_url`).
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 import urllib.error
@@ -113,6 +114,10 @@ class Post:
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise _Retryable(f"{where} could not be reached: {_reason(reason)}") from None
+        except (http.client.InvalidURL, ValueError):  # its message quotes the path: never shown
+            raise NotifyError(f"{where}: the URL has characters a request cannot carry (spaces?)") from None
+        except http.client.HTTPException as exc:  # a broken answer: its text may quote the request
+            raise _Retryable(f"{where} answered something that is not HTTP ({type(exc).__name__})") from None
 
 
 def _answer(status: int, reason: Any, head: bytes) -> str:
