@@ -116,3 +116,46 @@ def test_alertmanager_shows_the_alert_while_it_violates_and_resolves_it_when_rem
         }  # fmt: skip
         containers.api.remove_container(bad, force=True)
         assert wait_until(lambda: not labels_of(am.alerts(), "bad-alerted"), 15), enforcer.tail()
+
+
+def test_a_kill_is_one_notice_and_its_die_event_tells_nothing_more(
+    daemon: DaemonFactory, containers: Containers
+) -> None:
+    with Receiver() as hook:
+        enforcer = daemon(
+            triggers=f"from enforcer import notify\ntriggers = [notify.webhook({hook.url!r})]\n"
+        )
+        bad = containers.run("bad-killed")
+        assert containers.wait_stopped(bad, 5)
+        assert hook.wait_for(lambda b: len(b) == 1, 10), enforcer.tail()
+        (body,) = hook.bodies
+        assert (body["phase"], body["mode"], body["action"], body["outcome"], body["ended"], body["reason"]) == (
+            "enforced", "KILL", "kill", "stopped", True, "stopped",
+        )  # fmt: skip
+        containers.api.remove_container(bad, force=True)
+        time.sleep(2)
+        assert len(hook.bodies) == 1
+
+
+GRACED = """
+rules = [{"name": "graced", "rule": lambda c: c.name.startswith("graced"), "grace": 3600}]
+"""
+
+
+def test_a_graced_rule_is_told_when_warned_and_when_its_episode_ends(
+    daemon: DaemonFactory, containers: Containers
+) -> None:
+    with Receiver() as hook:
+        triggers = f"from enforcer import notify\ntriggers = [notify.webhook({hook.url!r})]\n"
+        enforcer = daemon(GRACED, triggers=triggers, SAMPLE_INTERVAL_S="1")
+        graced = containers.run("graced-1")
+        assert hook.wait_for(lambda b: len(b) == 1, 20), enforcer.tail()
+        assert (hook.bodies[0]["phase"], hook.bodies[0]["ended"]) == ("warned", False)
+        time.sleep(3)  # more samples of the same grace: nothing more
+        assert len(hook.bodies) == 1
+        containers.api.remove_container(graced, force=True)
+        assert hook.wait_for(lambda b: len(b) == 2, 20), enforcer.tail()
+        ended = hook.bodies[1]
+        assert (ended["container"], ended["phase"], ended["ended"]) == ("graced-1", "resolved", True)
+        time.sleep(3)
+        assert len(hook.bodies) == 2
