@@ -133,9 +133,8 @@ class Pipeline:
                 if verdict is None:
                     container = self.gatherer.one(cid, str(source), fresh=fresh)
                     verdict = self.judge(container, policy)
-                at_start = (
-                    source == Source.EVENT and not fresh
-                )  # update and rename checks ask for fresh facts
+                # A start check: update and rename checks ask for fresh facts.
+                at_start = source == Source.EVENT and not fresh
                 left_for_start = kept.left_for_start if at_start else None
                 return self.conclude(verdict, policy, source, event_time, left_for_start)
             except ContainerGone:
