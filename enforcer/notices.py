@@ -91,7 +91,7 @@ class Notices:
         if done.outcome in STOPPED:
             ended = {t.rule: t for t in self.ledger.end(t.key for t in told)}
             told = [ended.get(t.rule, t) for t in told]  # an episode told before keeps its start
-            self._tell(policy, told, phase, ended=True, reason=EndReason.STOPPED, now=now, outcome=done)
+            self._tell(policy, told, phase, ended=True, reason=EndReason.STOPPED, now=now, done=done)
         else:
             self._tell(policy, self.ledger.start(told), phase, now=now)
 
@@ -100,12 +100,12 @@ class Notices:
         """A check of a running container: the told episodes of rules it no longer violates end (fixed)."""
         if not self._notifiers(policy):
             return
-        c = verdict.subject
+        told = self.ledger.of_container(verdict.subject.cid)
+        if not told:
+            return  # the usual case: nothing told of this container, nothing to end
         judged = self._judged(verdict, policy)
         violated = set(verdict.reasons)
-        fixed = [
-            t.key for t in self.ledger.of_container(c.cid) if t.rule in judged and t.rule not in violated
-        ]
+        fixed = [t.key for t in told if t.rule in judged and t.rule not in violated]
         if fixed:
             self._tell(policy, self.ledger.end(fixed), Phase.RESOLVED, ended=True, reason=EndReason.FIXED)
 
@@ -164,10 +164,10 @@ class Notices:
         ended: bool = False,
         reason: str | None = None,
         now: datetime | None = None,
-        outcome: Done | None = None,
+        done: Done | None = None,
     ) -> None:
         if told:
-            notice = self._notice(told, phase, ended=ended, reason=reason, now=now, done=outcome)
+            notice = self._notice(told, phase, ended=ended, reason=reason, now=now, done=done)
             log.info("notifying: %s", notice)
             self._send(self._notifiers(policy), notice)
 

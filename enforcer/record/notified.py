@@ -79,19 +79,22 @@ class NoticeLedger:
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute(_SCHEMA)
-        self._open: dict[tuple[str, str], Told] = {}
+        # By container id, then rule: the check of a container with nothing told costs one lookup.
+        self._open: dict[str, dict[str, Told]] = {}
         for row in self._conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM notified"):
             with suppress(ValueError):  # a phase this version does not know: that episode starts again
                 told = _from_row(row)
-                self._open[told.key] = told
+                self._open.setdefault(told.container_id, {})[told.rule] = told
 
     def of_container(self, container_id: str) -> list[Told]:
         with self._lock:
-            return [t for t in self._open.values() if t.container_id == container_id]
+            return list(self._open.get(container_id, {}).values())
 
     def all(self) -> list[Told]:
         with self._lock:
-            return sorted(self._open.values(), key=lambda t: (t.started, t.key))
+            return sorted(
+                (t for rules in self._open.values() for t in rules.values()), key=lambda t: (t.started, t.key)
+            )
 
     def start(self, episodes: Iterable[Told]) -> list[Told]:
         """Open these episodes, or move open ones to their new phase (keeping when they started); returns
@@ -99,7 +102,7 @@ class NoticeLedger:
         new: list[Told] = []
         with self._lock:
             for told in episodes:
-                known = self._open.get(told.key)
+                known = self._open.get(told.container_id, {}).get(told.rule)
                 if known is not None and known.phase == told.phase:
                     continue
                 if known is not None:
@@ -109,7 +112,7 @@ class NoticeLedger:
                     f"VALUES ({', '.join(':' + c for c in _COLUMNS)})",
                     _to_row(told),
                 )
-                self._open[told.key] = told
+                self._open.setdefault(told.container_id, {})[told.rule] = told
                 new.append(told)
         return new
 
@@ -118,7 +121,10 @@ class NoticeLedger:
         ended: list[Told] = []
         with self._lock:
             for key in keys:
-                told = self._open.pop(key, None)
+                rules = self._open.get(key[0], {})
+                told = rules.pop(key[1], None)
+                if not rules:
+                    self._open.pop(key[0], None)
                 if told is not None:
                     self._conn.execute("DELETE FROM notified WHERE container_id = ? AND rule = ?", key)
                     ended.append(told)
