@@ -23,7 +23,7 @@ DASHBOARD = DEPLOY / "grafana" / "dashboard.json"
 METRICS = {
     "containers_stopped_total", "docker_enforcer_detections_total", "docker_enforcer_actions_total",
     "docker_enforcer_rule_errors_total", "docker_enforcer_whitelist_rule_errors_total",
-    "docker_enforcer_trigger_errors_total", "docker_enforcer_checks_total",
+    "docker_enforcer_trigger_errors_total", "docker_enforcer_trigger_dropped_total", "docker_enforcer_checks_total",
     "docker_enforcer_sweep_duration_seconds_bucket", "docker_enforcer_sweep_duration_seconds_sum",
     "docker_enforcer_sweep_duration_seconds_count", "docker_enforcer_sweep_failures_total",
     "docker_enforcer_last_sweep_timestamp_seconds", "docker_enforcer_event_to_action_seconds_bucket",
@@ -103,6 +103,8 @@ def cases() -> list[dict[str, Any]]:
         fires("DockerEnforcerWhitelistRuleErrors", "10m", [series("docker_enforcer_whitelist_rule_errors_total", "0x5 1x10", whitelist_rule="w")], whitelist_rule="w", **warn),
         quiet("DockerEnforcerWhitelistRuleErrors", "40m", [series("docker_enforcer_whitelist_rule_errors_total", "0x5 1x40", whitelist_rule="w")]),
         fires("DockerEnforcerTriggerErrors", "10m", [series("docker_enforcer_trigger_errors_total", "0x5 3x10", trigger="t")], trigger="t", **warn),
+        fires("DockerEnforcerTriggerErrors", "10m", [series("docker_enforcer_trigger_dropped_total", "0x5 2x10", trigger="t")], trigger="t", **warn),
+        quiet("DockerEnforcerTriggerErrors", "40m", [series("docker_enforcer_trigger_dropped_total", "0x5 2x40", trigger="t")]),
         # A broken file: the alert holds until a reload succeeds, however long that takes.
         fires(
             "DockerEnforcerRuleReloadFailing", "200m",
