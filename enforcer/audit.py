@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from enforcer.facts.container import Container
+from enforcer.facts.container import NO_IMAGE_INFO, Container
 from enforcer.facts.gather import FactGatherer, start_key
-from enforcer.judge.judge import JudgeOptions, judge
+from enforcer.judge.judge import Judgement, JudgeOptions, judge
 from enforcer.judge.policy import Policy
 from enforcer.judge.verdict import Verdict
 
@@ -26,13 +26,24 @@ def audit_engine(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> list[Verdict]:
     """Running containers with all their facts, then those created and never started, on their params (rules
-    that need metrics or position are left for their start, as at a create event)."""
+    that need metrics or position are left for their start, as at a create event); the image of each is
+    fetched when a rule reads it, once per image."""
     containers = gatherer.all_running("audit", on_progress) + gatherer.all_created("audit")
-    return [judge(container, policy.rules, policy.whitelist, options) for container in containers]
+    return [_judged(container, policy, options, gatherer) for container in containers]
 
 
-def containers_from_file(path: Path, owner_labels: Sequence[str] = ()) -> list[Container]:
-    """Containers from `docker inspect` JSON (a list); position follows StartedAt, metrics are empty."""
+def _judged(container: Container, policy: Policy, options: JudgeOptions, gatherer: FactGatherer) -> Verdict:
+    judgement = Judgement(policy.rules, policy.whitelist, options)
+    verdict = judgement.run(container)
+    while verdict is None:
+        assert judgement.needs is not None
+        container = gatherer.complete(container, judgement.needs)
+        verdict = judgement.run(container)
+    return verdict
+
+
+def _json_objects(path: Path, what: str) -> list[dict[str, Any]]:
+    """A JSON list of objects with an Id (or one such object), as `docker inspect` prints them."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
@@ -42,18 +53,43 @@ def containers_from_file(path: Path, owner_labels: Sequence[str] = ()) -> list[C
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list) or not all(isinstance(i, dict) and "Id" in i for i in data):
-        raise InspectFileError(f"{path}: expected a list of `docker inspect` objects, each with an Id")
-    ordered = sorted(data, key=start_key)
+        raise InspectFileError(f"{path}: expected a list of `{what}` objects, each with an Id")
+    return data
+
+
+def containers_from_file(
+    path: Path, owner_labels: Sequence[str] = (), images_path: Path | None = None
+) -> list[Container]:
+    """Containers from `docker inspect` JSON (a list); position follows StartedAt, metrics are empty. With
+    `images_path` (saved `docker image inspect` output), each container's image is the one of its image id;
+    rules that read the image of a container whose image is not there are not judged."""
+    ordered = sorted(_json_objects(path, "docker inspect"), key=start_key)
+    images = (
+        {}
+        if images_path is None
+        else {i["Id"]: i for i in _json_objects(images_path, "docker image inspect")}
+    )
     return [
-        Container(p["Id"], p, position=i, check_source="audit", owner_labels=owner_labels)
+        Container(
+            p["Id"],
+            p,
+            position=i,
+            check_source="audit",
+            owner_labels=owner_labels,
+            image_info=images.get(str(p.get("Image") or ""), NO_IMAGE_INFO),
+        )
         for i, p in enumerate(ordered)
     ]
 
 
 def audit_file(
-    path: Path, policy: Policy, options: JudgeOptions, owner_labels: Sequence[str] = ()
+    path: Path,
+    policy: Policy,
+    options: JudgeOptions,
+    owner_labels: Sequence[str] = (),
+    images_path: Path | None = None,
 ) -> list[Verdict]:
-    containers = containers_from_file(path, owner_labels)
+    containers = containers_from_file(path, owner_labels, images_path)
     return [judge(c, policy.rules, policy.whitelist, options) for c in containers]
 
 

@@ -7,12 +7,14 @@ A cases file is plain Python, loaded like a rules file (same ownership and permi
          "container": "saved/plain.json",          # saved `docker inspect` output, relative to this file,
          "violates": ["must have memory limit"]},  # or the inspect dict itself
         {"name": "limits set", "container": {...}, "violates": [],
-         "metrics": {...}, "position": 3},          # optional: what `c.metrics` and `c.position` give
+         "metrics": {...}, "position": 3,           # optional: what `c.metrics` and `c.position` give
+         "image": "saved/image.json"},              # optional: saved `docker image inspect` (`c.image_info`)
     ]
 
 Every rule is judged for every case (as with STOP_ON_FIRST_VIOLATION=False), whitelists included, so a case
 states the exact set of rules it violates; an empty list means it violates nothing. A rule that reads
-`c.metrics` in a case without "metrics" is not judged (as at create time, before a container runs).
+`c.metrics` in a case without "metrics" is not judged (as at create time, before a container runs), nor
+one that reads `c.image_info` in a case without "image".
 """
 
 from __future__ import annotations
@@ -23,12 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from enforcer.facts.container import Container, Missing
+from enforcer.facts.container import NO_IMAGE_INFO, Container, Missing
 from enforcer.judge.judge import JudgeOptions, judge
 from enforcer.judge.loader import RulesFileError, load_file
 from enforcer.judge.policy import Policy
 
-CASE_KEYS = {"name", "container", "violates", "metrics", "position"}
+CASE_KEYS = {"name", "container", "violates", "metrics", "position", "image"}
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class CaseResult:
     case: Case
     violated: tuple[str, ...]
     errors: tuple[str, ...]
-    unjudged: tuple[str, ...] = ()  # rules that read a fact the case does not give (metrics)
+    unjudged: tuple[str, ...] = ()  # rules that read a fact the case does not give (metrics, image)
 
     @property
     def passed(self) -> bool:
@@ -57,7 +59,7 @@ class CaseResult:
         line = f"FAIL {self.case.name}: expected {expected}; violated {got}"
         line += "".join(f"; rule error {error}" for error in self.errors)
         if self.unjudged:
-            line += f"; not judged without 'metrics': {', '.join(self.unjudged)}"
+            line += f"; not judged without 'metrics' or 'image': {', '.join(self.unjudged)}"
         return line
 
 
@@ -102,7 +104,9 @@ def _case(path: Path, index: int, item: Any, known: set[str]) -> Case:
     strangers = [rule for rule in violates if known and rule not in known]
     if strangers:
         raise RulesFileError(f"{where}: no rule is named {', '.join(map(repr, strangers))}")
-    params = _params(path, where, item.get("container"))
+    params = _inspect_object(path, where, "container", item.get("container"))
+    image = item.get("image")
+    image_info = NO_IMAGE_INFO if image is None else _inspect_object(path, where, "image", image)
     metrics = item.get("metrics", NO_METRICS)
     position = item.get("position", 0)
     if not (metrics is NO_METRICS or isinstance(metrics, Mapping)):
@@ -110,21 +114,22 @@ def _case(path: Path, index: int, item: Any, known: set[str]) -> Case:
     if not isinstance(position, int) or isinstance(position, bool) or position < 0:
         raise RulesFileError(f"{where}: 'position' must be a whole number of at least 0")
     cid = str(params.get("Id") or f"case-{index}")
-    container = Container(cid, params, metrics=metrics, position=position, check_source="test")
+    container = Container(
+        cid, params, metrics=metrics, position=position, check_source="test", image_info=image_info
+    )
     return Case(name, container, frozenset(violates))
 
 
 NO_METRICS = Missing("metrics", why="the case gives no 'metrics'")
 
 
-def _params(path: Path, where: str, given: Any) -> Mapping[str, Any]:
-    """The inspect dict given, or read from saved `docker inspect` output (a list of one, or the object)."""
+def _inspect_object(path: Path, where: str, key: str, given: Any) -> Mapping[str, Any]:
+    """The inspect dict given, or read from saved `docker inspect` (or `docker image inspect`) output: a list
+    of one, or the object."""
     if isinstance(given, Mapping):
         return given
     if not isinstance(given, (str, Path)):
-        raise RulesFileError(
-            f"{where}: 'container' must be an inspect dict or the path of saved inspect JSON"
-        )
+        raise RulesFileError(f"{where}: '{key}' must be an inspect dict or the path of saved inspect JSON")
     source = path.parent / given
     try:
         data = json.loads(source.read_text(encoding="utf-8"))

@@ -83,6 +83,14 @@ def parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="judge saved `docker inspect` output (a JSON list) offline, without an engine",
     )
+    audit.add_argument(
+        "--images",
+        dest="images_file",
+        type=Path,
+        metavar="FILE",
+        help="with --from: saved `docker image inspect` output of the containers' images, for the rules that "
+        "read c.image_info (without it they are not judged)",
+    )
 
     test = sub.add_parser(
         "test", help="run rule tests: each case a container and the exact rules it violates (no Docker)"
@@ -285,9 +293,14 @@ def run_audit(args: argparse.Namespace, settings: Settings, policy: Policy) -> i
     options = JudgeOptions(
         settings.stop_on_first_violation, settings.rule_errors_are_violations, own_container_id(), peers.ids
     )
+    if args.images_file is not None and args.from_file is None:
+        print("docker-enforcer: --images goes with --from (a live audit asks the engine)", file=sys.stderr)
+        return EXIT_USAGE
     if args.from_file is not None:
         try:
-            verdicts = audit_file(args.from_file, policy, options, settings.owner_label_chain)
+            verdicts = audit_file(
+                args.from_file, policy, options, settings.owner_label_chain, args.images_file
+            )
         except InspectFileError as exc:
             print(f"docker-enforcer: {exc}", file=sys.stderr)
             return EXIT_USAGE

@@ -76,7 +76,7 @@ def test_a_rule_expected_but_needing_metrics_fails_naming_why(
     cases = cases_file(workdir, {"name": "c", "container": str(DATA / "limits.json"), "violates": ["hot"]})
     code, out, _ = run(["test", str(cases), "--rules", str(rules)], capsys)
     assert code == 1
-    assert "FAIL c: expected hot; violated nothing; not judged without 'metrics': hot" in out
+    assert "FAIL c: expected hot; violated nothing; not judged without 'metrics' or 'image': hot" in out
 
 
 def test_a_rule_error_fails_the_case(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -191,3 +191,66 @@ def test_compare_against_the_engine(
     assert [(item["id"], item["newly_flagged"]) for item in json.loads(out)] == [(unlimited, ["mem"])]
     with clean_engine.api() as api:
         assert {c["Id"] for c in api.containers()} == {limited, unlimited}  # nothing stopped
+
+
+# -- image facts in rule tests and in audit --from --images ---------------------------------------------------
+IMAGE_RULES = """
+from enforcer.library import images
+rules = [images.older_than(2000), images.require_label()]  # 2000: the 2019 image only, until 2032
+"""
+
+
+def image_example(workdir: Path, name: str) -> tuple[Path, Path, dict[str, Any]]:
+    """The container's and the image's saved inspect output as files in `workdir`; the image data too."""
+    data = json.loads((LIBRARY_EXAMPLES / "image" / f"{name}.json").read_text())
+    container = write(workdir, f"saved/{name}.json", json.dumps([data["container"]]))
+    image = write(workdir, f"saved/{name}-image.json", json.dumps([data["image"]]))
+    return container, image, data["image"]
+
+
+def test_cases_may_give_the_image(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rules = write(workdir, "rules.py", IMAGE_RULES)
+    old, old_image, _ = image_example(workdir, "old")
+    committed, _, committed_image = image_example(workdir, "committed")
+    old_rule, label_rule = (
+        "image at most 2000 days old",
+        "image label org.opencontainers.image.source required",
+    )
+    cases = cases_file(
+        workdir,
+        {"name": "old", "container": "saved/old.json", "image": "saved/old-image.json",
+         "violates": [old_rule, label_rule]},
+        {"name": "labelled, inline", "container": str(committed), "image": committed_image, "violates": []},
+        {"name": "no image given", "container": str(old), "violates": [old_rule]},
+    )  # fmt: skip
+    code, out, _ = run(["test", str(cases), "--rules", str(rules)], capsys)
+    assert code == 1
+    assert out.splitlines() == [
+        "PASS old",
+        "PASS labelled, inline",
+        f"FAIL no image given: expected {old_rule}; violated nothing; not judged without 'metrics' or "
+        f"'image': {old_rule}, {label_rule}",
+        "2 passed, 1 failed",
+    ]
+    assert old_image.exists()
+
+
+def test_audit_from_a_file_with_the_images(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rules = write(workdir, "rules.py", IMAGE_RULES)
+    names = ("old", "committed", "imported")
+    saved = [image_example(workdir, name) for name in names]
+    containers = write(
+        workdir, "containers.json", json.dumps([json.loads(c.read_text())[0] for c, _, _ in saved])
+    )
+    images = write(workdir, "images.json", json.dumps([image for _, _, image in saved[:2]]))  # not imported's
+    code, out, _ = run(["audit", "--json", "--from", str(containers), "--images", str(images),
+                        "--rules", str(rules)], capsys)  # fmt: skip
+    assert code == 1
+    flagged = {item["name"]: item["violated_rules"] for item in json.loads(out)}
+    assert flagged == {
+        "old": ["image at most 2000 days old"],  # STOP_ON_FIRST_VIOLATION
+        "committed": [],
+        "imported": [],  # its image is not in the file: not judged
+    }
+    code, _, err = run(["audit", "--images", str(images), "--rules", str(rules)], capsys)
+    assert code == 2 and "--images goes with --from" in err

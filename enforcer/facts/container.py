@@ -29,6 +29,7 @@ __all__ = [
     "FactNotGathered",
     "FactUnavailable",
     "Missing",
+    "NO_IMAGE_INFO",
     "container_name",
     "configured_image",
     "owner_of",

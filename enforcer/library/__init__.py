@@ -8,7 +8,7 @@
     ]
 
 Three groups: `cis` (CIS Docker Benchmark v1.6 section 5), `proxies` (what Sockguard and Lancelot refuse) and
-`limits` (resource ceilings and hygiene). Each ready rule is an ordinary rule dict with the extra keys `id`,
+`limits` (resource ceilings and hygiene); `images` has rules about the image behind each container. Each ready rule is an ordinary rule dict with the extra keys `id`,
 `cis`, `tags` and `remediation`; whitelists, STOP_ON_FIRST_VIOLATION, `mode` and triggers apply unchanged.
 A rule belongs to every group that lists it (no-privileged is both CIS 5.5 and a proxy rule), so combine
 groups with `select("cis", "proxy")`, which gives each rule once, rather than by adding lists.
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from enforcer.library import cis, limits, proxies
+from enforcer.library import cis, images, limits, proxies
 from enforcer.library._base import FactorySpec, LibraryError, RuleSpec, selected, unique
 from enforcer.library._inspect import MissingFacts
 
@@ -31,6 +31,7 @@ __all__ = [
     "RuleSpec",
     "all_rules",
     "cis",
+    "images",
     "limits",
     "proxies",
     "select",
@@ -39,7 +40,7 @@ __all__ = [
 
 CATALOG: tuple[RuleSpec, ...] = unique(cis.SPECS + cis.OPT_IN + proxies.SPECS + limits.SPECS)
 """Every fixed ready rule, each once."""
-FACTORIES: tuple[FactorySpec, ...] = cis.FACTORIES + proxies.FACTORIES + limits.FACTORIES
+FACTORIES: tuple[FactorySpec, ...] = cis.FACTORIES + proxies.FACTORIES + limits.FACTORIES + images.FACTORIES
 """The parameterised rules, each with the example call the docs and tests use."""
 
 

@@ -4,18 +4,21 @@ The examples are real inspect output from the isolated engine (tests/library/cap
 container, named after how it was created). For each fixed rule and each factory's documented example call,
 EXPECTED lists the examples it must flag; every other example must pass. Rules about `docker exec` sessions
 are judged on the exec examples (examples/exec/: a container and one exec in it) and flag no container
-example (`c.exec` is None there). No engine is needed here.
+example (`c.exec` is None there). Rules about the image (`c.image_info`) are judged on the image examples
+(examples/image/: a container and its image's inspect) and are not judged where the image is unknown. No engine
+is needed here.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from enforcer.facts.container import Container, ExecFacts
+from enforcer.facts.container import Container, ExecFacts, FactUnavailable
 from enforcer.library import CATALOG, FACTORIES
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
@@ -42,9 +45,22 @@ def _load_execs() -> dict[str, Container]:
     return loaded
 
 
+CAPTURED_ON = datetime(2026, 12, 2, tzinfo=UTC)  # the image examples' ages are counted to this day
+
+
+def _load_images() -> dict[str, Container]:
+    loaded = {}
+    for path in sorted((EXAMPLES_DIR / "image").glob("*.json")):
+        data = json.loads(path.read_text())
+        params = data["container"]
+        loaded[path.stem] = Container(params["Id"], params, image_info=data["image"], checked_at=CAPTURED_ON)
+    return loaded
+
+
 EXAMPLES = _load()
 ALL = frozenset(EXAMPLES)
 EXECS = _load_execs()
+IMAGES = _load_images()
 
 
 def all_but(*names: str) -> frozenset[str]:
@@ -143,6 +159,16 @@ EXEC_EXPECTED: dict[str, frozenset[str]] = {
 }
 
 
+# Image rules: the image examples each flags (busybox imported, committed with USER 1000 and a source label,
+# loaded with a 2019 creation time, pulled from a registry by digest, and that image named by a tag).
+IMAGE_EXPECTED: dict[str, frozenset[str]] = {
+    "images.older_than(180)": frozenset({"old"}),
+    "images.default_user_root()": frozenset(IMAGES) - {"committed"},
+    "images.require_label()": frozenset(IMAGES) - {"committed"},
+    "images.require_digest()": frozenset(IMAGES) - {"pulled-by-digest"},
+}
+
+
 def _rules() -> dict[str, dict[str, Any]]:
     rules = {spec.id: spec.as_rule() for spec in CATALOG}
     rules.update({factory.call: factory.example() for factory in FACTORIES})
@@ -157,8 +183,18 @@ def test_examples_were_captured() -> None:
 
 
 def test_every_rule_has_expectations() -> None:
-    assert not set(EXPECTED) & set(EXEC_EXPECTED)
-    assert set(EXPECTED) | set(EXEC_EXPECTED) == set(RULES)
+    assert not set(EXPECTED) & set(EXEC_EXPECTED) and not set(EXPECTED) & set(IMAGE_EXPECTED)
+    assert set(EXPECTED) | set(EXEC_EXPECTED) | set(IMAGE_EXPECTED) == set(RULES)
+
+
+@pytest.mark.parametrize("key", sorted(IMAGE_EXPECTED))
+def test_image_rule_flags_exactly_the_expected_images_and_is_not_judged_without_one(key: str) -> None:
+    check = RULES[key]["rule"]
+    assert {name for name, container in IMAGES.items() if check(container)} == IMAGE_EXPECTED[key]
+    assert IMAGE_EXPECTED[key] and IMAGE_EXPECTED[key] != set(IMAGES), key
+    pulled = IMAGES["pulled-by-digest"]
+    with pytest.raises(FactUnavailable):  # the same container where its image is not known
+        check(Container(pulled.cid, pulled.params))
 
 
 @pytest.mark.parametrize("key", sorted(EXEC_EXPECTED))
