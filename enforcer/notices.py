@@ -103,9 +103,8 @@ class Notices:
         told = self.ledger.of_container(verdict.subject.cid)
         if not told:
             return  # the usual case: nothing told of this container, nothing to end
-        judged = self._judged(verdict, policy)
-        violated = set(verdict.reasons)
-        fixed = [t.key for t in told if t.rule in judged and t.rule not in violated]
+        kept = self._unjudged(verdict, policy) | set(verdict.reasons)
+        fixed = [t.key for t in told if t.rule not in kept]
         if fixed:
             self._tell(policy, self.ledger.end(fixed), Phase.RESOLVED, ended=True, reason=EndReason.FIXED)
 
@@ -146,14 +145,16 @@ class Notices:
     def _notifiers(self, policy: Policy) -> list[Trigger]:
         return [t for t in policy.triggers if t.once]
 
-    def _judged(self, verdict: Verdict, policy: Policy) -> set[str]:
-        """The rules this check judged: not those held over time (sampled apart), nor, when it stopped at
-        its first violation, those after it; an exempt container was judged clean of every rule."""
-        names = [r.name for r in policy.rules if not getattr(r, "timed", False)]
+    def _unjudged(self, verdict: Verdict, policy: Policy) -> set[str]:
+        """The rules of the policy this check did not judge: those held over time (sampled apart), those it
+        could not judge yet (deferred) and, when it stopped at its first violation, those after it. A told
+        rule no longer in the policy counts as judged clean: its episode ends."""
+        names = [r.name for r in policy.rules]
+        unjudged = {r.name for r in policy.rules if r.timed} | set(verdict.deferred)
         if self.stop_on_first_violation and verdict.violated and not verdict.exempt:
             first = verdict.violated[0].name
-            names = names[: names.index(first) + 1] if first in names else names
-        return set(names) - set(verdict.deferred)
+            unjudged |= set(names[names.index(first) + 1 :]) if first in names else set()
+        return unjudged
 
     def _tell(
         self,

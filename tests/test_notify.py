@@ -204,6 +204,13 @@ def test_a_url_a_request_cannot_carry_is_refused_without_quoting_it() -> None:
     assert TOKEN not in str(raised.value) and str(raised.value).startswith("http://127.0.0.1:9: ")
 
 
+@pytest.mark.parametrize("headers", [{"Authorization": 12345678}, ["Bearer x"]])
+def test_bad_headers_are_refused_without_quoting_them(headers: Any) -> None:
+    with pytest.raises(ValueError, match="headers must be a dict") as raised:
+        notify.webhook("http://127.0.0.1:9/x", headers=headers)
+    assert "12345678" not in str(raised.value) and "Bearer" not in str(raised.value)
+
+
 def test_safe_url() -> None:
     assert safe_url(f"https://user:pw@hooks.slack.com/services/{TOKEN}?q=1") == "https://hooks.slack.com"
     assert safe_url("http://[::1]:9093/api") == "http://[::1]:9093"
@@ -401,3 +408,24 @@ def test_a_rule_held_over_time_is_told_when_warned_when_acted_and_when_its_episo
         (Phase.RESOLVED, True, "resolved"),
     ]
     assert got[1].started == got[0].started and got[1].outcome == "paused"
+
+
+def test_an_episode_of_a_rule_no_longer_in_the_policy_ends_and_rules_not_judged_keep_theirs(
+    parts: tuple[Notices, Told, Path],
+) -> None:
+    notices, told, _ = parts
+    policy = notices.in_force.get()
+    c = container()
+    notices.violated(Verdict(c, (PRIV, ROOT)), policy, Mode.WARN, WARNED)
+    stops_first = Notices(
+        notices.ledger, notices.runner, notices.in_force, lambda: "h", threading.Event(), True
+    )
+    stops_first.passed(Verdict(c, (PRIV,)), policy)  # stopped at PRIV: ROOT, after it, was not judged
+    assert len(settle(told, 1)) == 1
+    fewer = Policy((PRIV,), Whitelist(), policy.triggers, {})
+    notices.passed(Verdict(c, (PRIV,)), fewer)  # ROOT left the policy: its episode ends
+    got = settle(told, 2)
+    assert [(n.rule_names, n.ended) for n in got] == [
+        (["no privileged", "no root"], False),
+        (["no root"], True),
+    ]

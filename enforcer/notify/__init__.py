@@ -94,6 +94,11 @@ def _trigger(
     repeats: bool = False,
 ) -> dict[str, Any]:
     routes = Routes.of(f"notify.{kind}", url, owners)
+    if headers is not None and not (
+        isinstance(headers, Mapping)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+    ):
+        raise ValueError(f"notify.{kind}: headers must be a dict of header name -> string value")
     if not isinstance(retries, int) or retries < 0:
         raise ValueError(f"notify.{kind}: retries must be a whole number from 0")
     if not isinstance(timeout_s, (int, float)) or timeout_s <= 0:
