@@ -241,6 +241,11 @@ def check_warnings(policy: Policy, settings: Settings) -> list[str]:
     for rule in policy.rules:
         if rule.mode is Mode.KILL and settings.mode is Mode.WARN:
             out.append(f"rule {rule.name!r} asks for KILL, but MODE is WARN: it only records")
+        if 0 < rule.for_s < 2 * settings.sample_interval_s:
+            out.append(
+                f"rule {rule.name!r} is held 'for' {text_duration(rule.for_s)}, under two samples "
+                f"(SAMPLE_INTERVAL_S={settings.sample_interval_s}): one or two samples decide it"
+            )
     now = datetime.now(UTC)
     names = {rule.name for rule in policy.rules}
     for exception in policy.whitelist.exceptions:

@@ -33,7 +33,7 @@ from enforcer.judge.verdict import Verdict
 from enforcer.notices import Notices
 from enforcer.pending import PendingVerdicts
 from enforcer.policy_in_force import PolicyInForce
-from enforcer.record.model import Finding, Outcome, Phase, Source, safe_config
+from enforcer.record.model import Action, Finding, Outcome, Phase, Source, safe_config
 from enforcer.report.metrics import Metrics
 from enforcer.settings import Mode, Settings
 
@@ -216,6 +216,8 @@ class Pipeline:
             enforced, held = [], self.breaker.detail
         if enforced:
             done = remedies.apply(self.actuator, strongest(enforced), container.cid, container.params)
+            if done.action in (Action.PAUSE, Action.LIMIT):
+                self.gatherer.forget(container.cid)  # left running, changed: the next check inspects afresh
             if deferred_at_create is not None and any(
                 self.prevents(rule) and rule.name not in deferred_at_create for rule in enforced
             ):

@@ -56,9 +56,8 @@ class Sustained:
         for episode in ended:
             rule = rules.get(episode.rule)
             if rule is not None and episode.phase in (Phase.WARNED, Phase.RECORDED):
-                container = Container(
-                    episode.container_id, {"Id": episode.container_id, "Name": episode.name}
-                )
+                params = {"Id": episode.container_id, "Name": "/" + episode.name}
+                container = Container(episode.container_id, params, owner=episode.owner)
                 self._tell(Verdict(container, (rule,), phase=Phase.RESOLVED), policy)
 
     # -- one (container, rule) ---------------------------------------------------------------------------

@@ -297,8 +297,11 @@ class FactGatherer:
         """CPU % since this container's previous sample (or its start); None without stats."""
         if not metrics.get("cpu_stats"):
             return None
+        cid = str(params.get("Id", ""))
+        if self.cpu.restarted(cid, metrics):
+            self.forget(cid)  # its cached inspect predates the restart: the next sample inspects afresh
         started = str((params.get("State") or {}).get("StartedAt") or "")
-        previous = self.cpu.swap(str(params.get("Id", "")), started, metrics)
+        previous = self.cpu.swap(cid, started, metrics)
         try:
             uptime = usage.uptime_s(params, now)
         except FactUnavailable:

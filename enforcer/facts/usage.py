@@ -90,6 +90,11 @@ def uptime_s(params: Mapping[str, Any], now: datetime) -> float:
     return max(0.0, (now - started).total_seconds())
 
 
+def restarted(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    """CPU time only grows during one run of a container: less of it is a new run."""
+    return _cpu_times(after)[0] < _cpu_times(before)[0]
+
+
 class CpuHistory:
     """The latest `cpu_stats` of each container sampled, so the next sample measures since it (thread-safe).
 
@@ -106,7 +111,18 @@ class CpuHistory:
         with self._lock:
             before = self._last.get(cid)
             self._last[cid] = (started, cpu)
-        return before[1] if before is not None and before[0] == started else None
+        return (
+            before[1]
+            if before is not None and before[0] == started and not restarted(before[1], cpu)
+            else None
+        )
+
+    def restarted(self, cid: str, stats: Mapping[str, Any]) -> bool:
+        """Whether this sample's CPU time is below the previous one's: a new run of the container (its
+        State.StartedAt may not be known yet, from a cached inspect)."""
+        with self._lock:
+            before = self._last.get(cid)
+        return before is not None and restarted(before[1], stats.get("cpu_stats") or {})
 
     def keep_only(self, running: Iterable[str]) -> None:
         keep = set(running)

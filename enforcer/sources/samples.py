@@ -1,7 +1,8 @@
 """Samples of the rules held over time: every SAMPLE_INTERVAL_S, the running containers judged on the rules
 with "for" or "grace" only (enforcer/sustained.py), independently of the sweeps' CHECK_INTERVAL_S.
 
-An APScheduler job with max_instances=1 and coalesce=True: samples never overlap or pile up. A round that
+An APScheduler date job added again after each round (SampleJob): rounds never overlap, and the next starts one
+interval after the one before began, or at once when it took longer. A round that
 cannot list or gather the containers (engine trouble) is skipped whole: no clock advances or resets. A round
 that can ends the episodes of containers no longer running (and of rules no longer in the policy). Without
 timed rules, a round costs nothing: no engine call.
@@ -12,8 +13,10 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from enforcer.dockerhost.errors import EngineError
@@ -42,10 +45,6 @@ class Sampler:
             self.sustained.gone(self.episodes.keep_only((), ()), policy)
             return False
         started = time.monotonic()
-        for cid in {episode.container_id for episode in self.episodes.all()}:
-            # Inspected afresh, not from the params cache: a restart (new State.StartedAt) resets `for`,
-            # and a limit or a pause shows, even without events.
-            self.gatherer.forget(cid)
         try:
             containers = self.gatherer.all_running(Source.SAMPLE)
         except EngineError as exc:
@@ -54,7 +53,10 @@ class Sampler:
         now = datetime.now(UTC)
         ended = self.episodes.keep_only((c.cid for c in containers), (r.name for r in timed))
         self.sustained.gone(ended, policy)
-        list(self._checks.map(lambda c: self.sustained.sample(c, policy, now), containers))
+        try:
+            list(self._checks.map(lambda c: self.sustained.sample(c, policy, now), containers))
+        except RuntimeError:  # the pool was shut down: the daemon is stopping
+            return False
         self.gatherer.cpu.keep_only(c.cid for c in containers)
         self.last_round_s = time.monotonic() - started
         log.debug(
@@ -69,16 +71,36 @@ class Sampler:
         self._checks.shutdown(wait=False, cancel_futures=True)
 
 
-def schedule(scheduler: BackgroundScheduler, sampler: Sampler, interval_s: int) -> None:
-    """Add the sampling job; its first round one interval after the start (the clocks kept in the state
-    database go on from where they were)."""
-    scheduler.add_job(
-        sampler.sample,
-        "interval",
-        seconds=interval_s,
-        id=JOB_ID,
-        next_run_time=datetime.now(UTC) + timedelta(seconds=interval_s),
-        max_instances=1,
-        coalesce=True,
-        misfire_grace_time=interval_s,
-    )
+class SampleJob:
+    """Runs the rounds on the scheduler, each one `interval_s` after the start of the one before, or at once
+    when a round took longer (a date job added after each round: rounds never overlap, and none is dropped
+    as an interval job's would be, with a warning, whenever a round outlasts the interval)."""
+
+    def __init__(self, scheduler: BackgroundScheduler, sampler: Sampler, interval_s: int) -> None:
+        self.scheduler = scheduler
+        self.sampler = sampler
+        self.interval = timedelta(seconds=interval_s)
+
+    def start(self) -> None:
+        """The first round one interval from now (the clocks kept in the state database go on)."""
+        self._next(datetime.now(UTC) + self.interval)
+
+    def _run(self) -> None:
+        began = datetime.now(UTC)
+        try:
+            self.sampler.sample()
+        finally:
+            self._next(max(datetime.now(UTC), began + self.interval))
+
+    def _next(self, when: datetime) -> None:
+        with suppress(SchedulerNotRunningError):  # stopping
+            self.scheduler.add_job(
+                self._run, "date", run_date=when, id=JOB_ID, replace_existing=True, misfire_grace_time=None
+            )
+
+
+def schedule(scheduler: BackgroundScheduler, sampler: Sampler, interval_s: int) -> SampleJob:
+    """Start the rounds of samples on the scheduler (see SampleJob)."""
+    job = SampleJob(scheduler, sampler, interval_s)
+    job.start()
+    return job

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from support.daemon import Containers, DaemonFactory, Enforcer, wait_until
 
-BURN = ("sh", "-c", "while :; do :; done")
+# Four busy loops with the highest CPU weight: above 25 % of a core even when the machine is loaded.
+BURN = ("sh", "-c", "for i in 1 2 3; do (while :; do :; done) & done; while :; do :; done")
+HEAVY = {"cpu_shares": 262144}
 BURN_ONE_SECOND_THEN_IDLE = (
     "sh",
     "-c",
@@ -42,6 +44,7 @@ def start(daemon: DaemonFactory, rules: str, tmp_path: Path, **env: str) -> Enfo
         rules,
         triggers=TRIGGERS,
         SAMPLE_INTERVAL_S="1",
+        LOG_LEVEL="DEBUG",
         TRIGGER_LOG=str(tmp_path / "triggers.log"),
         **env,
     )
@@ -50,15 +53,16 @@ def start(daemon: DaemonFactory, rules: str, tmp_path: Path, **env: str) -> Enfo
 def test_a_sustained_cpu_hog_is_stopped_after_for_and_a_short_burst_never(
     daemon: DaemonFactory, containers: Containers, tmp_path: Path
 ) -> None:
-    # A burst of 1 s can keep "above 25 %" true over at most 4 s of samples: never the 6 s of `for`.
+    # A burst of one loop for 1 s can keep "above 25 %" true over at most 4 s of samples: never the 6 s of
+    # `for`.
     rules = """
     rules = [{"name": "cpu hog", "rule": lambda c: c.name.startswith("burn") and c.cpu_percent > 25,
               "for": "6s", "action": "stop"}]
     """
     enforcer = start(daemon, rules, tmp_path)
-    hog = containers.run("burn-long", command=BURN)
+    hog = containers.run("burn-long", command=BURN, host_config=HEAVY)
     short = containers.run("burn-short", command=BURN_ONE_SECOND_THEN_IDLE)
-    assert containers.wait_stopped(hog, 40), enforcer.tail()
+    assert containers.wait_stopped(hog, 60), enforcer.tail()
     assert containers.running_window(hog) >= 6
     record = enforcer.wait_for_violation("burn-long")
     assert (record["action"], record["outcome"], record["source"]) == ("stop", "stopped", "sample")

@@ -129,3 +129,13 @@ def test_timed_rules_are_kept_apart_from_the_rules_judged_at_once(tmp_path: Path
     policy = Policy(load_rules(path).items, Whitelist((), (), (), ()), ())
     assert [r.name for r in policy.instant_rules] == ["now"]
     assert [r.name for r in policy.timed_rules] == ["held", "graced"]
+
+
+def test_check_warns_about_a_for_of_fewer_than_two_samples(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = write(workdir, "mine.py", 'rules = [{"name": "quick", "rule": lambda c: 0, "for": 20}]\n')
+    _, out, _ = run(["check", "--rules", str(rules)], capsys)
+    assert "warning: rule 'quick' is held 'for' 20s, under two samples (SAMPLE_INTERVAL_S=15)" in out
+    _, out, _ = run(["check", "--rules", str(rules)], capsys, SAMPLE_INTERVAL_S="5")
+    assert "under two samples" not in out

@@ -67,6 +67,14 @@ def test_history_gives_the_previous_sample_of_the_same_run_only() -> None:
     assert len(history) == 0
 
 
+def test_less_cpu_time_than_before_is_a_restart_even_with_a_stale_start_time() -> None:
+    history = CpuHistory()
+    busy = later(STATS, used_ns=5_000_000_000, host_ns=10_000_000_000)
+    history.swap("c1", "run1", busy)
+    assert history.restarted("c1", STATS) and not history.restarted("c1", busy)
+    assert history.swap("c1", "run1", STATS) is None  # measured since its start, not against the old run
+
+
 def test_the_container_object_exposes_the_facts() -> None:
     started = parse_time(PARAMS["State"]["StartedAt"])
     assert started is not None
