@@ -14,6 +14,7 @@ import sqlite3
 import sys
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from types import FrameType
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -46,6 +47,7 @@ from enforcer.sources import samples
 from enforcer.sources.events import EventWatcher
 from enforcer.sources.reload import PolicyReloader
 from enforcer.sources.samples import Sampler
+from enforcer.sources.sweeps import JOB_ID as SWEEP_JOB
 from enforcer.sources.sweeps import Sweeper, request_sweep, schedule
 from enforcer.status import Health
 from enforcer.sustained import Sustained
@@ -88,7 +90,7 @@ class Daemon:
         self.reloader = PolicyReloader(settings, self.in_force, self.metrics)
         app = create_app(
             settings, self.health, self.in_force, self.store, self.metrics, socket.gethostname(), self.episodes,
-            self.breaker,
+            self.breaker, next_sweep=self._next_sweep,
         )  # fmt: skip
         self.api = ApiServer(app, *settings.listen_address)
         self.scheduler = BackgroundScheduler(timezone="UTC")
@@ -112,6 +114,11 @@ class Daemon:
         self.gatherer: FactGatherer | None = None
         self.peers = PeerFolder(settings.peers_dir)
         self._watcher_thread: threading.Thread | None = None
+
+    def _next_sweep(self) -> datetime | None:
+        """When the scheduler runs the next periodic sweep (None before it is scheduled)."""
+        job = self.scheduler.get_job(SWEEP_JOB)
+        return None if job is None else job.next_run_time
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def run(self) -> int:

@@ -18,7 +18,7 @@ import os
 import sqlite3
 import stat
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,9 +30,10 @@ from enforcer.settings import Mode
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 PURGE_EVERY = 1000  # findings between the purges that `record` runs by itself
 WAL_LIMIT_BYTES = 4 * 1024 * 1024  # the WAL file is truncated back to this after a checkpoint
+SUMMARY_KEPT = timedelta(seconds=30)  # a summary is counted again when its period moved by this much
 FILE_MODE = 0o600  # detections name containers, images, labels and configs: for the daemon's user only
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -59,6 +60,10 @@ CREATE TABLE IF NOT EXISTS containers (
     exec_command   TEXT             -- an exec check's executable (never its arguments); NULL for others
 );
 CREATE INDEX IF NOT EXISTS containers_by_last_ts ON containers (last_ts);
+CREATE INDEX IF NOT EXISTS containers_by_owner ON containers (owner, last_ts);
+CREATE INDEX IF NOT EXISTS containers_by_outcome ON containers (outcome, last_ts);
+CREATE INDEX IF NOT EXISTS containers_by_name ON containers (name, last_ts);
+CREATE INDEX IF NOT EXISTS containers_with_errors ON containers (last_ts) WHERE rule_errors != '[]';
 CREATE TABLE IF NOT EXISTS detections (
     container_id   TEXT NOT NULL REFERENCES containers (container_id) ON DELETE CASCADE,
     rule           TEXT NOT NULL,
@@ -75,15 +80,23 @@ CREATE TABLE IF NOT EXISTS detections (
     PRIMARY KEY (container_id, rule)
 );
 CREATE INDEX IF NOT EXISTS detections_by_last_ts ON detections (last_ts);
+CREATE INDEX IF NOT EXISTS detections_by_rule ON detections (rule, container_id);
 CREATE TABLE IF NOT EXISTS counters (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
 """
 
+
+def _statements(script: str) -> list[str]:
+    lines = [line.split("--", 1)[0] for line in script.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
 # What takes a database written with the schema before each version to that version (a new database gets
 # _SCHEMA as it is). Version 2: the reason of a failed action moves out of `outcome` ("failed: <reason>", as
 # version 1 wrote it) into `outcome_detail`. Version 3: `exec_command`, the executable of an exec check.
+# Version 4: indexes for the page's filters (owner, outcome, name, rule, rule errors).
 _MIGRATIONS = {
     2: [
         *(f"ALTER TABLE {table} ADD COLUMN outcome_detail TEXT" for table in ("containers", "detections")),
@@ -94,6 +107,7 @@ _MIGRATIONS = {
         ),
     ],
     3: [f"ALTER TABLE {table} ADD COLUMN exec_command TEXT" for table in ("containers", "detections")],
+    4: [sql for sql in _statements(_SCHEMA) if sql.startswith("CREATE INDEX")],
 }
 
 # The latest-finding columns follow the newest finding by time, even when findings are recorded out of order
@@ -194,6 +208,60 @@ class Detection:
         return outcome_text(self.outcome, self.outcome_detail)
 
 
+_RULE_LOOKUP = "container_id IN (SELECT container_id FROM detections WHERE rule = :rule)"
+_RULE_SCAN = (
+    "EXISTS (SELECT 1 FROM detections d WHERE d.container_id = containers.container_id AND d.rule = :rule)"
+)
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which detected containers a listing keeps (all of the given conditions hold); empty keeps them all."""
+
+    owner: str | None = None
+    rule: str | None = None  # violated it, in any finding
+    outcomes: tuple[Outcome, ...] = ()  # the latest finding's outcome is one of these
+    rule_errors: bool = False  # the latest finding had rule errors
+
+    def sql(self, rule_by_scan: bool = False) -> tuple[list[str], dict[str, Any]]:
+        """The conditions on `containers`, with named parameters; each one served by an index. The rule's
+        either walks the newest containers checking each (`rule_by_scan`: quick when many violated it) or
+        looks its violators up and sorts them (quick when few did); the store picks."""
+        where: list[str] = []
+        args: dict[str, Any] = {}
+        if self.owner is not None:
+            where.append("owner = :owner")
+            args["owner"] = self.owner
+        if self.rule is not None:
+            where.append(_RULE_SCAN if rule_by_scan else _RULE_LOOKUP)
+            args["rule"] = self.rule
+        if self.outcomes:
+            names = [f"outcome_{index}" for index in range(len(self.outcomes))]
+            where.append(f"outcome IN ({', '.join(':' + name for name in names)})")
+            args.update(zip(names, (Outcome(o).value for o in self.outcomes), strict=True))
+        if self.rule_errors:
+            where.append("rule_errors != '[]'")
+        return where, args
+
+
+@dataclass(frozen=True)
+class Tally:
+    total: int  # containers on record
+    recent: int  # of those, last detected in the period asked for
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Containers on record by their latest outcome (keyed by the outcome's value), and with rule errors."""
+
+    outcomes: Mapping[str, Tally]
+    rule_errors: Tally
+
+    def of(self, *outcomes: str) -> Tally:
+        found = [self.outcomes[o] for o in outcomes if o in self.outcomes]
+        return Tally(sum(t.total for t in found), sum(t.recent for t in found))
+
+
 def to_micros(when: datetime) -> int:
     """Whole microseconds since the epoch; a naive datetime is taken as UTC."""
     if when.tzinfo is None:
@@ -221,6 +289,9 @@ class DetectionStore:
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._since_purge = 0
+        # Figures kept by the reader's PRAGMA data_version, which changes whenever the writer commits.
+        self._summary: tuple[int, datetime, Summary] | None = None
+        self._count: tuple[int, int] | None = None
         self._writer = self._open(readonly=False)
         try:
             self._reader = self._open(readonly=True)
@@ -337,48 +408,26 @@ class DetectionStore:
         Raises ValueError for a finding without violated rules (not a detection) or with a mode, action,
         outcome or source that is not one of its enum's values; StoreError when the database fails.
         """
-        if not finding.rules:
-            raise ValueError(f"{finding.name}: a finding without violated rules is not a detection")
-        at = to_micros(finding.timestamp)
-        row: dict[str, str | int | None] = {
-            "container_id": finding.container_id,
-            "first_ts": at,
-            "last_ts": at,
-            # Checked against their enums here: a value no reader knows is refused, never stored.
-            "mode": Mode(finding.mode).value,
-            "action": Action(finding.action).value,
-            "outcome": Outcome(finding.outcome).value,
-            "outcome_detail": finding.outcome_detail,
-            "source": Source(finding.source).value,
-            "rule_errors": json.dumps(list(finding.rule_errors)),
-            "exec_command": finding.exec_command,
-        }
-        container = {
-            **row,
-            "name": finding.name.lstrip("/"),
-            "image": finding.image,
-            "owner": finding.owner,
-            "labels": json.dumps(dict(finding.labels), sort_keys=True),
-            "restart_policy": finding.restart_policy,
-            "config": None
-            if finding.config is None
-            else json.dumps(finding.config, sort_keys=True, default=str),
-            "rules": json.dumps(list(finding.rules)),
-        }
+        self.record_many([finding])
+
+    def record_many(self, findings: Iterable[Finding]) -> None:
+        """Upsert findings in one transaction (all or none), as `record` does each: imports, benchmarks."""
+        rows = [_finding_rows(finding) for finding in findings]  # every one checked before any is written
         with self._write_lock, self._failing("record a detection"):
             with _transaction(self._writer, immediate=True) as conn:
-                new = conn.execute(
-                    "SELECT 1 FROM containers WHERE container_id = :container_id", row
-                ).fetchone()
-                conn.execute(_UPSERT_CONTAINER, container)
-                for rule in dict.fromkeys(finding.rules):
-                    conn.execute(_UPSERT_DETECTION, {**row, "rule": rule})
-                if new is None:
-                    conn.execute(
-                        "INSERT INTO counters (name, value) VALUES ('distinct_containers', 1) "
-                        "ON CONFLICT (name) DO UPDATE SET value = value + 1"
-                    )
-            self._since_purge += 1
+                for row, container, rules in rows:
+                    new = conn.execute(
+                        "SELECT 1 FROM containers WHERE container_id = :container_id", row
+                    ).fetchone()
+                    conn.execute(_UPSERT_CONTAINER, container)
+                    for rule in rules:
+                        conn.execute(_UPSERT_DETECTION, {**row, "rule": rule})
+                    if new is None:
+                        conn.execute(
+                            "INSERT INTO counters (name, value) VALUES ('distinct_containers', 1) "
+                            "ON CONFLICT (name) DO UPDATE SET value = value + 1"
+                        )
+            self._since_purge += len(rows)
             if self._since_purge >= PURGE_EVERY:
                 self._purge_locked(utcnow())
 
@@ -410,24 +459,63 @@ class DetectionStore:
     # -- reading -------------------------------------------------------------------------------------------
 
     def detections(
-        self, since: datetime | None = None, limit: int | None = None, before: datetime | None = None
+        self,
+        since: datetime | None = None,
+        limit: int | None = None,
+        before: datetime | None = None,
+        only: Filter | None = None,
     ) -> list[Detection]:
         """Detected containers, the most recently detected first.
 
         `since`: only containers last detected at or after it; `before`: only those last detected strictly
-        before it (pass the last item's `last_timestamp` to get the next page); `limit`: at most that many.
+        before it (pass the last item's `last_timestamp` to get the next page); `limit`: at most that many;
+        `only`: those that match it as well.
         """
-        where, args = ["1 = 1"], []
+        only = only or Filter()
+        where, args = only.sql(rule_by_scan=self._scan_for_rule(only.rule, limit))
         if since is not None:
-            where.append("last_ts >= ?")
-            args.append(to_micros(since))
+            where.append("last_ts >= :since")
+            args["since"] = to_micros(since)
         if before is not None:
-            where.append("last_ts < ?")
-            args.append(to_micros(before))
-        args.append(-1 if limit is None else max(limit, 0))
+            where.append("last_ts < :before")
+            args["before"] = to_micros(before)
+        args["limit"] = -1 if limit is None else max(limit, 0)
+        return self._containers(" AND ".join(where) or "1 = 1", args, "ORDER BY last_ts DESC, container_id")
+
+    def _scan_for_rule(self, rule: str | None, limit: int | None) -> bool:
+        """Whether walking the containers newest first finds `limit` violators of `rule` sooner than sorting
+        all of them: it takes about limit x containers / violators steps, the sort about violators."""
+        if rule is None or limit is None or limit < 0:
+            return False
+        with self._read_lock, self._failing("count detections"):
+            violators = self._reader.execute(
+                "SELECT COUNT(*) AS n FROM detections WHERE rule = ?", (rule,)
+            ).fetchone()["n"]
+        return bool(violators) and violators * violators > limit * self.count()
+
+    def container(self, key: str) -> list[Detection]:
+        """The containers `key` names, newest first: by full id, else by id prefix (hexadecimal keys), else
+        by name (a name may have been used by several containers over time). Empty when none."""
+        hexadecimal = key.isascii() and all(ch in "0123456789abcdef" for ch in key)
+        if len(key) == 64 and hexadecimal:
+            return self._containers("container_id = :key", {"key": key, "limit": 2}, "")
+        if hexadecimal and key:
+            # A range on the primary key: every id that starts with `key` ("g" sorts after every hex digit).
+            found = self._containers(
+                "container_id >= :key AND container_id < :end",
+                {"key": key, "end": key + "g", "limit": 50},
+                "ORDER BY last_ts DESC, container_id",
+            )
+            if found:
+                return found
+        return self._containers(
+            "name = :key", {"key": key.lstrip("/"), "limit": 50}, "ORDER BY last_ts DESC, container_id"
+        )
+
+    def _containers(self, where: str, args: dict[str, Any], order: str) -> list[Detection]:
+        """The containers that match `where`, in `order`, at most `args["limit"]`, each with its rules."""
         query = (
-            f"WITH page AS (SELECT {', '.join(_CONTAINER)} FROM containers WHERE {' AND '.join(where)} "
-            "ORDER BY last_ts DESC, container_id LIMIT ?) "
+            f"WITH page AS (SELECT {', '.join(_CONTAINER)} FROM containers WHERE {where} {order} LIMIT :limit) "
             f"SELECT {_aliased('c', _CONTAINER)}, {_aliased('d', _RULE)} "
             "FROM page c JOIN detections d ON d.container_id = c.container_id "
             "ORDER BY c.last_ts DESC, c.container_id, d.last_ts DESC, d.rule"
@@ -435,6 +523,36 @@ class DetectionStore:
         with self._read_lock, self._failing("read detections"):
             rows = self._reader.execute(query, args).fetchall()
         return _group(rows)
+
+    def summary(self, since: datetime) -> Summary:
+        """Containers on record by their latest outcome, and those whose latest finding had rule errors: in
+        all, and among those last detected at or after `since`. Read from indexes, and kept until the record
+        changes or `since` moves by SUMMARY_KEPT (each page asks; the figures change with the record)."""
+        with self._read_lock, self._failing("count detections"):
+            version = self._reader.execute("PRAGMA data_version").fetchone()[0]
+            kept = self._summary
+            if kept is not None and kept[0] == version and abs(kept[1] - since) < SUMMARY_KEPT:
+                return kept[2]
+            summary = self._count_summary(since)
+            self._summary = (version, since, summary)
+            return summary
+
+    def _count_summary(self, since: datetime) -> Summary:
+        day = {"since": to_micros(since)}
+        by_outcome = self._reader.execute(
+            "SELECT outcome, COUNT(*) AS total, COALESCE(SUM(last_ts >= :since), 0) AS recent "
+            "FROM containers GROUP BY outcome",
+            day,
+        ).fetchall()
+        errors = self._reader.execute(
+            "SELECT COUNT(*) AS total, COALESCE(SUM(last_ts >= :since), 0) AS recent "
+            "FROM containers WHERE rule_errors != '[]'",
+            day,
+        ).fetchone()
+        return Summary(
+            outcomes={row["outcome"]: Tally(row["total"], row["recent"]) for row in by_outcome},
+            rule_errors=Tally(errors["total"], errors["recent"]),
+        )
 
     def distinct_containers(self) -> int:
         """Distinct containers ever detected (kept across purges and restarts, so it never goes down)."""
@@ -447,7 +565,11 @@ class DetectionStore:
     def count(self) -> int:
         """Containers currently in the record."""
         with self._read_lock, self._failing("count detections"):
-            return int(self._reader.execute("SELECT COUNT(*) AS n FROM containers").fetchone()["n"])
+            version = self._reader.execute("PRAGMA data_version").fetchone()[0]
+            if self._count is None or self._count[0] != version:
+                n = int(self._reader.execute("SELECT COUNT(*) AS n FROM containers").fetchone()["n"])
+                self._count = (version, n)
+            return self._count[1]
 
     def close(self) -> None:
         with self._write_lock, self._read_lock:
@@ -462,6 +584,37 @@ class DetectionStore:
             raise StoreError(f"{self.path}: cannot {what}: {exc}") from exc
 
 
+def _finding_rows(finding: Finding) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """A finding's parameters: the latest-finding columns, its container's row, and its rules once each."""
+    if not finding.rules:
+        raise ValueError(f"{finding.name}: a finding without violated rules is not a detection")
+    at = to_micros(finding.timestamp)
+    row: dict[str, Any] = {
+        "container_id": finding.container_id,
+        "first_ts": at,
+        "last_ts": at,
+        # Checked against their enums here: a value no reader knows is refused, never stored.
+        "mode": Mode(finding.mode).value,
+        "action": Action(finding.action).value,
+        "outcome": Outcome(finding.outcome).value,
+        "outcome_detail": finding.outcome_detail,
+        "source": Source(finding.source).value,
+        "rule_errors": json.dumps(list(finding.rule_errors)),
+        "exec_command": finding.exec_command,
+    }
+    container = {
+        **row,
+        "name": finding.name.lstrip("/"),
+        "image": finding.image,
+        "owner": finding.owner,
+        "labels": json.dumps(dict(finding.labels), sort_keys=True),
+        "restart_policy": finding.restart_policy,
+        "config": None if finding.config is None else json.dumps(finding.config, sort_keys=True, default=str),
+        "rules": json.dumps(list(finding.rules)),
+    }
+    return row, container, list(dict.fromkeys(finding.rules))
+
+
 @contextmanager
 def _transaction(conn: sqlite3.Connection, immediate: bool = False) -> Iterator[sqlite3.Connection]:
     conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
@@ -471,11 +624,6 @@ def _transaction(conn: sqlite3.Connection, immediate: bool = False) -> Iterator[
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
-
-
-def _statements(script: str) -> list[str]:
-    lines = [line.split("--", 1)[0] for line in script.splitlines()]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
 
 
 def _aliased(table: str, columns: tuple[str, ...]) -> str:
@@ -541,12 +689,23 @@ class _Latest(TypedDict):
 
 
 def _latest(row: sqlite3.Row, table: str) -> _Latest:
+    # Enum members by plain dict lookups: a page of the record builds a few thousand of them.
     return _Latest(
-        mode=Mode(row[f"{table}_mode"]),
-        action=Action(row[f"{table}_action"]),
-        outcome=Outcome(row[f"{table}_outcome"]),
+        mode=_MODES[row[f"{table}_mode"]],
+        action=_ACTIONS[row[f"{table}_action"]],
+        outcome=_OUTCOMES[row[f"{table}_outcome"]],
         outcome_detail=row[f"{table}_outcome_detail"],
-        source=Source(row[f"{table}_source"]),
-        rule_errors=tuple(json.loads(row[f"{table}_rule_errors"])),
+        source=_SOURCES[row[f"{table}_source"]],
+        rule_errors=_json_list(row[f"{table}_rule_errors"]),
         exec_command=row[f"{table}_exec_command"],
     )
+
+
+_MODES = {str(m): m for m in Mode}
+_ACTIONS = {str(a): a for a in Action}
+_OUTCOMES = {str(o): o for o in Outcome}
+_SOURCES = {str(s): s for s in Source}
+
+
+def _json_list(text: str) -> tuple[str, ...]:
+    return () if text == "[]" else tuple(json.loads(text))

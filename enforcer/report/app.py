@@ -14,7 +14,14 @@ Endpoints (GET only; JSON unless the client lists text/html in Accept, then the 
   create: its image, name, labels, host config and mounts, never env values or command line), `limit=N`,
   `since=T` (last detected at or after T), `before=T` (strictly before T: pass the last item's last_timestamp
   for the next page); T is ISO 8601, UTC unless it has an offset. `/recent` keeps the containers detected
-  since the last sweep began.
+  since the last sweep began. Filters: `owner=`, `rule=` (violated it in any finding), `outcome=` (the
+  latest finding's; repeated for several), `within=24h` (last detected in that period), `errors=1`. After
+  `detections`: `next_sweep` (sweeps on) and `summary` (containers by what was done, in all and the last 24 h,
+  and the open episodes by phase).
+- `/containers/<id>`: one container by full id, id prefix or name (newest first when several match; the
+  others in `other_matches`): its record, each rule it violated with the policy's severity, description and
+  remediation, its open episodes, and `state` (whether it still runs, from what the daemon knows: never an
+  engine call). 404 when no container on record matches.
 - `/rules`, `/triggers`: the file's text as a JSON string, as the original, with URLs cut to their scheme and
   host and credentials blanked out (`report.filetext`). With `structured=1`: `{"path", "sha256", "version",
   "text", "rules": [{"name", "severity", "mode", "effective_mode", ...}]}` (`"triggers": [{"name"}]` for
@@ -38,12 +45,14 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask, Request, Response, request
-from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException, NotFound
 from werkzeug.wrappers import Response as BaseResponse
 
 from enforcer import __version__
@@ -52,7 +61,8 @@ from enforcer.judge.policy import Policy
 from enforcer.judge.rules import Trigger
 from enforcer.policy_in_force import PolicyInForce
 from enforcer.record.episodes import Episode, EpisodeStore
-from enforcer.record.store import Detection, DetectionStore, StoreError
+from enforcer.record.model import Outcome, utcnow
+from enforcer.record.store import Detection, DetectionStore, Filter, StoreError, Summary
 from enforcer.report import page
 from enforcer.report.episodes_view import episode_json, episode_rows
 from enforcer.report.filetext import without_secrets
@@ -60,14 +70,18 @@ from enforcer.report.hosts import HostCheck
 from enforcer.report.metrics import Metrics
 from enforcer.settings import Settings
 from enforcer.status import Health, HealthSnapshot
+from enforcer.units import duration_s
 
 log = logging.getLogger(__name__)
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-PAGE_LIMIT = 200  # detections on the HTML page; the JSON has them all unless `limit` is given
+PAGE_LIMIT = 100  # containers on an HTML page (then a link to the older ones); the JSON has them all unless `limit` is given
 PUBLIC_ENDPOINTS = {"healthz"}
 MAX_LIMIT = 10_000_000
 MAX_LIMIT_DIGITS = 40
+MAX_FILTER_CHARS = 512  # an owner or rule name to filter on
+SUMMARY_PERIOD = timedelta(hours=24)
+CONTAINER_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")  # an id, a prefix of one, or a name
 
 
 def create_app(
@@ -79,10 +93,12 @@ def create_app(
     host_name: str,
     episodes: EpisodeStore | None = None,
     breaker: StopRateBreaker | None = None,
+    next_sweep: Callable[[], datetime | None] = lambda: None,
 ) -> Flask:
-    """The status app; it only reads from its parts, and never changes anything."""
+    """The status app; it only reads from its parts, and never changes anything. `episodes`: the open
+    episodes of rules held over time; `next_sweep`: when the scheduler runs the next sweep (no engine I/O)."""
     app = Flask(__name__)
-    views = _Views(settings, health, in_force, store, metrics, host_name, episodes, breaker)
+    views = _Views(settings, health, in_force, store, metrics, host_name, episodes, breaker, next_sweep)
     app.before_request(views.check_host)  # registration order is call order: hosts before the token
     app.before_request(views.authorize)
     app.after_request(_nosniff)
@@ -96,6 +112,7 @@ def create_app(
         ("/config", views.config),
         ("/metrics", views.metrics),
         ("/healthz", views.healthz),
+        ("/containers/<path:key>", views.container),
     ):
         app.add_url_rule(path, view_func=view, methods=["GET"])
     return app
@@ -103,13 +120,15 @@ def create_app(
 
 @dataclass(frozen=True)
 class Query:
-    """The options of `/` and `/recent`."""
+    """The options of `/` and `/recent`: how items are shown, which page, and the filters."""
 
     show_all_violated_rules: bool = False
     show_image_and_labels: bool = False
     limit: int | None = None
     since: datetime | None = None
     before: datetime | None = None
+    within: str | None = None  # "24h": last detected in that period before now (kept as written, for links)
+    only: Filter = Filter()
 
     @classmethod
     def parse(cls, args: Any) -> Query:
@@ -119,7 +138,36 @@ class Query:
             limit=_limit(args.get("limit")),
             since=_time("since", args.get("since")),
             before=_time("before", args.get("before")),
+            within=_within(args.get("within")),
+            only=Filter(
+                owner=_text("owner", args.get("owner")),
+                rule=_text("rule", args.get("rule")),
+                outcomes=_outcomes(args.getlist("outcome")),
+                rule_errors=_flag("errors", args.get("errors")),
+            ),
         )
+
+    def cut(self, now: datetime) -> datetime | None:
+        """The earliest last-detected time asked for: the later of `since` and now minus `within`."""
+        cuts = [c for c in (self.since, None if self.within is None else now - _seconds(self.within)) if c]
+        return max(cuts, default=None)
+
+    def filter_args(self) -> dict[str, Any]:
+        """The filters as URL arguments (what a link to the same view keeps)."""
+        only = self.only
+        out: dict[str, Any] = {
+            "owner": only.owner,
+            "rule": only.rule,
+            "outcome": [str(o) for o in only.outcomes],
+            "within": self.within,
+            "since": None if self.since is None else self.since.isoformat(),
+            "errors": "1" if only.rule_errors else None,
+        }
+        return {key: value for key, value in out.items() if value not in (None, [])}
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.filter_args())
 
 
 class _Views:
@@ -133,6 +181,7 @@ class _Views:
         host: str,
         episodes: EpisodeStore | None = None,
         breaker: StopRateBreaker | None = None,
+        next_sweep: Callable[[], datetime | None] = lambda: None,
     ) -> None:
         self.settings = settings
         self.episodes = episodes
@@ -142,6 +191,7 @@ class _Views:
         self.store = store
         self.metrics_registry = metrics
         self._host = host
+        self.next_sweep = next_sweep
         # The name LISTEN_ADDRESS gives (when it gives one) is the API's own too: the image's HEALTHCHECK asks it.
         allowed = (*settings.allowed_hosts, settings.listen_address[0])
         self.hosts = HostCheck(allowed, host, lambda: self.host)
@@ -184,27 +234,42 @@ class _Views:
     def _detections(self, recent: bool) -> Response:
         query = Query.parse(request.args)
         health = self.health.snapshot()  # one moment for the whole answer
-        since = query.since
+        now = utcnow()
+        since = query.cut(now)
         cut = health.last_sweep_began if recent else None
         if cut is not None and (since is None or since < cut):
             since = cut
+        summary = self.store.summary(now - SUMMARY_PERIOD)
+        open_episodes = self._open_episodes()
         if wants_html(request):
             limit = PAGE_LIMIT if query.limit is None else query.limit
-            found = self.store.detections(since=since, limit=limit, before=query.before)
-            return _html(page.status_page(self._page_facts(health, found, recent)))
-        found = self.store.detections(since=since, limit=query.limit, before=query.before)
+            found = self.store.detections(since=since, limit=limit, before=query.before, only=query.only)
+            facts = self._page_facts(health, found, recent, query, summary, open_episodes, limit)
+            return _html(page.status_page(facts))
+        found = self.store.detections(since=since, limit=query.limit, before=query.before, only=query.only)
         body: dict[str, Any] = sweep_keys(self.settings, health)
         body["host"] = self.host
         body["detections"] = [detection_json(d, query) for d in found]
         if self.episodes is not None:  # rules held over time: the open episodes, after the original's keys
-            now = datetime.now(UTC)
-            body["episodes"] = [episode_json(e, now, iso) for e in self.episodes.all()]
+            body["episodes"] = [episode_json(e, now, iso) for e in open_episodes]
+        if self.settings.run_periodic:
+            body["next_sweep"] = _iso_or_none(self.next_sweep())
+        body["summary"] = summary_json(summary, open_episodes)
         return _json(body)
 
     def _open_episodes(self) -> list[Episode]:
-        return self.episodes.all() if self.episodes is not None else []
+        return [] if self.episodes is None else self.episodes.all()
 
-    def _page_facts(self, health: HealthSnapshot, found: list[Detection], recent: bool) -> page.PageFacts:
+    def _page_facts(
+        self,
+        health: HealthSnapshot,
+        found: list[Detection],
+        recent: bool,
+        query: Query,
+        summary: Summary,
+        open_episodes: list[Episode],
+        limit: int,
+    ) -> page.PageFacts:
         return page.PageFacts(
             host=self.host,
             version=__version__,
@@ -213,12 +278,40 @@ class _Views:
             problems=tuple(health.problems(self.settings)),
             last_sweep=health.last_sweep,
             sweep_running_since=health.sweep_running_since,
+            next_sweep=self.next_sweep() if self.settings.run_periodic else None,
             detections=tuple(found),
             total=self.store.count(),
             recent=recent,
-            episodes=tuple(episode_rows(self._open_episodes(), datetime.now(UTC))),
+            query=query,
+            summary=summary,
+            episodes=tuple(episode_rows(open_episodes, utcnow())),
             warnings=tuple(self.warnings()),
+            pending=page.episode_counts(open_episodes),
+            more=len(found) >= limit > 0,
         )
+
+    def container(self, key: str) -> Response:
+        """One container: everything on record about it, its open episodes, and whether it still runs."""
+        if not CONTAINER_KEY.fullmatch(key):
+            raise BadRequest("a container is named by its id (64 hex digits), a prefix of it, or its name")
+        found = self.store.container(key)
+        if not found:
+            raise NotFound(
+                "no container on record is named so; try its full id or its first 12 characters as the "
+                "page and `docker ps --no-trunc` show them, or its name; / lists every detected container"
+            )
+        detection, others = found[0], tuple(found[1:])
+        health = self.health.snapshot()
+        episodes = [] if self.episodes is None else self.episodes.of_container(detection.container_id)
+        liveness = page.liveness(detection, health.last_sweep, self.settings, episodes)
+        policy = self.in_force.get()
+        if wants_html(request):
+            return _html(
+                page.container_page(detection, policy, episodes, liveness, others, self.host, self.settings)
+            )
+        body = container_json(detection, policy, episodes, liveness)
+        body["other_matches"] = [container_ref(d) for d in others]
+        return _json(body)
 
     def rules(self) -> Response:
         return self._file("rules")
@@ -310,6 +403,54 @@ def detection_json(detection: Detection, query: Query) -> dict[str, Any]:
     return item
 
 
+def summary_json(summary: Summary, open_episodes: list[Episode]) -> dict[str, Any]:
+    """The summary line's figures: containers on record by what was done, in all and in the last 24 h."""
+    out: dict[str, Any] = {
+        name: {"all": tally.total, "last_24h": tally.recent}
+        for name, tally in page.summary_tallies(summary).items()
+    }
+    out["open_episodes"] = {str(phase): n for phase, n in page.episode_counts(open_episodes).items()}
+    return out
+
+
+def container_ref(detection: Detection) -> dict[str, Any]:
+    return {
+        "id": detection.container_id,
+        "name": "/" + detection.name,
+        "last_timestamp": iso(detection.last_timestamp),
+        "url": f"/containers/{detection.container_id}",
+    }
+
+
+def container_json(
+    detection: Detection, policy: Policy, episodes: list[Episode], liveness: page.Liveness
+) -> dict[str, Any]:
+    """`/containers/<id>`: the container as recorded, each rule it violated with what the policy says of it,
+    its open episodes, and whether it still runs as far as the daemon knows (no engine call)."""
+    rules = {rule.name: rule for rule in policy.rules}
+    return {
+        "id": detection.container_id,
+        "name": "/" + detection.name,
+        "image": detection.image,
+        "owner": detection.owner,
+        "labels": dict(detection.labels),
+        "restart_policy": detection.restart_policy,
+        "config": detection.config,
+        "count": detection.count,
+        "first_timestamp": iso(detection.first_timestamp),
+        "last_timestamp": iso(detection.last_timestamp),
+        "violated_rule": list(detection.latest_rules),
+        "mode": str(detection.mode),
+        "action": detection.action,
+        "outcome": detection.outcome_text,
+        "source": detection.source,
+        "rule_errors": list(detection.rule_errors),
+        "state": {"running": liveness.running, "text": liveness.text, "as_of": _iso_or_none(liveness.as_of)},
+        "rules": [page.rule_detail(r, rules.get(r.rule)) for r in page.ranked_rules(detection)],
+        "episodes": [episode_json(e, utcnow(), iso) for e in episodes],
+    }
+
+
 def file_listing(kind: str, policy: Policy, settings: Settings) -> dict[str, Any]:
     """The `structured=1` body of /rules and /triggers: the file and its items."""
     loaded = policy.sources.get(kind)
@@ -361,6 +502,10 @@ def iso(when: datetime) -> str:
     return (naive_utc(when) or when).isoformat()
 
 
+def _iso_or_none(when: datetime | None) -> str | None:
+    return None if when is None else iso(when)
+
+
 # -- requests and responses -------------------------------------------------------------------------------
 
 
@@ -400,15 +545,58 @@ def _time(name: str, raw: str | None) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
+def _within(raw: str | None) -> str | None:
+    """A period before now, as rules files write durations ("90m", "24h", "7d")."""
+    if raw is None or raw == "":
+        return None
+    text = raw.strip()
+    try:
+        _seconds(text)
+    except ValueError:
+        raise BadRequest('within: use a period such as "1h", "24h" or "7d" (s, m, h or d)') from None
+    return text
+
+
+def _seconds(text: str) -> timedelta:
+    seconds = duration_s(text)
+    if seconds <= 0 or seconds > 3650 * 86400 or len(text) > 16:
+        raise ValueError("out of range")
+    return timedelta(seconds=seconds)
+
+
+def _text(name: str, raw: str | None) -> str | None:
+    if raw is None or raw == "":
+        return None
+    if len(raw) > MAX_FILTER_CHARS or not raw.isprintable():
+        raise BadRequest(f"{name}: use printable text of at most {MAX_FILTER_CHARS} characters")
+    return raw
+
+
+def _outcomes(raw: list[str]) -> tuple[Outcome, ...]:
+    known = {str(o): o for o in Outcome}
+    wanted = [value for value in raw if value != ""]
+    if any(value not in known for value in wanted):
+        raise BadRequest(f"outcome: use one or more of {', '.join(known)}")
+    return tuple(dict.fromkeys(known[value] for value in wanted))
+
+
+def _flag(name: str, raw: str | None) -> bool:
+    if raw in (None, "", "0"):
+        return False
+    if raw == "1":
+        return True
+    raise BadRequest(f"{name}: use 1 (or 0, the default)")
+
+
 def _error(status: int, error: str, message: str) -> Response:
     response = _json({"error": error, "message": message})
     response.status_code = status
     return response
 
 
-def _json(body: Any) -> Response:
+def _json(body: Any, status: int = 200) -> Response:
     text = json.dumps(body, indent=2, ensure_ascii=False, default=str)
-    return Response(text + "\n", content_type="application/json; charset=utf-8")
+    return Response(text + "\n", status=status, content_type="application/json; charset=utf-8")
 
 
 def _html(text: str) -> Response:

@@ -10,20 +10,46 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import urlencode
 
 from flask import render_template
 
 from enforcer.judge.policy import Policy
 from enforcer.judge.rules import Rule
-from enforcer.record.model import Outcome
-from enforcer.record.store import Detection
+from enforcer.record.model import Outcome, Phase
+from enforcer.record.store import Detection, Filter, RuleDetection, Summary, Tally
+from enforcer.report.episodes_view import episode_rows
 from enforcer.settings import Settings
 from enforcer.status import SweepTimes
 
 REFRESH_SECONDS = 10
+
+
+class ShownQuery(Protocol):
+    """What the page needs of the request's options (app.Query)."""
+
+    @property
+    def within(self) -> str | None: ...
+
+    @property
+    def before(self) -> datetime | None: ...
+
+    @property
+    def only(self) -> Filter: ...
+
+    def filter_args(self) -> dict[str, Any]: ...
+
+    @property
+    def filtered(self) -> bool: ...
+
+
+def link(path: str, args: Mapping[str, Any], anchor: str = "detections") -> str:
+    """A URL of this API with its arguments encoded (repeated keys for lists)."""
+    query = urlencode(args, doseq=True)
+    return f"{path}{'?' + query if query else ''}#{anchor}"
 
 
 @dataclass(frozen=True)
@@ -40,8 +66,13 @@ class PageFacts:
     detections: tuple[Detection, ...]
     total: int  # containers in the record
     recent: bool  # /recent: only since the last sweep began
+    query: ShownQuery  # the filters shown in the form and kept in the links
+    summary: Summary
     episodes: tuple[dict[str, Any], ...] = ()  # rows of episodes_view.episode_rows
     warnings: tuple[str, ...] = ()  # enforcement held back by a safeguard (healthy all the same)
+    pending: Mapping[Phase, int] = field(default_factory=dict)  # open episodes pending or warned, by phase
+    next_sweep: datetime | None = None
+    more: bool = False  # the page is full: there may be older detections
 
 
 @dataclass(frozen=True)
@@ -50,6 +81,7 @@ class RuleLink:
     anchor: str | None  # None when the rule is no longer in force
     count: int
     latest: bool  # violated by the latest finding
+    severity: str = ""  # "" when the rule is no longer in force
 
 
 @dataclass(frozen=True)
@@ -71,6 +103,7 @@ class DetectionRow:
     count: int
     first_seen: str
     last_seen: str
+    url: str = ""
 
 
 @dataclass(frozen=True)
@@ -85,10 +118,88 @@ class RuleRow:
     containers: int  # containers on this page that violated it
 
 
+@dataclass(frozen=True)
+class SummaryItem:
+    """One figure of the summary line: a label, its counts, and the links that filter the table to them."""
+
+    key: str
+    label: str
+    total: int
+    recent: int
+    link_all: str
+    link_recent: str
+
+
+@dataclass(frozen=True)
+class Liveness:
+    """Whether a container still runs, as far as the daemon knows without asking the engine."""
+
+    running: bool | None  # None: not known
+    text: str
+    as_of: datetime | None
+
+
+# The summary line: (key, label, outcomes). `held` appears once the Outcome enum has it.
+SUMMARY = (
+    ("stopped", "stopped or prevented", ("stopped", "prevented")),
+    ("recorded", "recorded (WARN)", ("recorded",)),
+    ("graced", "warned, in grace", ("warned",)),
+    ("held", "held by a safeguard", ("held",)),
+    ("failed", "action failed", ("failed",)),
+)
+KNOWN_OUTCOMES = {str(o) for o in Outcome}
+NOT_RUNNING = {
+    Outcome.STOPPED: "stopped by the enforcer",
+    Outcome.PREVENTED: "removed at create, before it started",
+    Outcome.ALREADY_GONE: "already gone when the enforcer acted",
+    Outcome.PAUSED: "paused by the enforcer",
+}
+
+
+def summary_tallies(summary: Summary) -> dict[str, Tally]:
+    """The summary line's figures by key, rule errors last; a category whose outcome this version does not
+    know (yet) is left out."""
+    out = {
+        key: summary.of(*outcomes)
+        for key, _, outcomes in SUMMARY
+        if all(o in KNOWN_OUTCOMES for o in outcomes)
+    }
+    out["rule_errors"] = summary.rule_errors
+    return out
+
+
+def summary_items(summary: Summary) -> list[SummaryItem]:
+    labels = {key: (label, outcomes) for key, label, outcomes in SUMMARY}
+    items = []
+    for key, tally in summary_tallies(summary).items():
+        label, outcomes = labels.get(key, ("rule errors", ()))
+        args: dict[str, Any] = {"outcome": list(outcomes)} if outcomes else {"errors": "1"}
+        items.append(
+            SummaryItem(
+                key, label, tally.total, tally.recent, link("/", args), link("/", {**args, "within": "24h"})
+            )
+        )
+    return items
+
+
+def episode_counts(episodes: Any) -> dict[Phase, int]:
+    counts = dict.fromkeys((Phase.PENDING, Phase.WARNED), 0)
+    for episode in episodes:
+        if episode.phase in counts:
+            counts[episode.phase] += 1
+    return counts
+
+
 def status_page(facts: PageFacts) -> str:
     anchors = rule_anchors(facts.policy)
-    rows = [detection_row(d, anchors) for d in facts.detections]
+    severities = {rule.name: str(rule.severity) for rule in facts.policy.rules}
+    rows = [detection_row(d, anchors, severities) for d in facts.detections]
     violators = Counter(link.name for row in rows for link in row.rules)
+    query = facts.query
+    older = None
+    if facts.more and rows:
+        last = facts.detections[-1].last_timestamp
+        older = link(request_path(facts), {**query.filter_args(), "before": iso_text(last)})
     return render_template(
         "status.html",
         refresh=REFRESH_SECONDS,
@@ -105,7 +216,119 @@ def status_page(facts: PageFacts) -> str:
         rules_version=facts.policy.version,
         rules_path=_path(facts.policy, "rules"),
         exceptions=exception_rows(facts.policy),
+        summary=summary_items(facts.summary),
+        pending=facts.pending,
         episodes=facts.episodes,
+        form=form_view(query, facts.policy),
+        filtered=query.filtered or query.before is not None,
+        older=older,
+    )
+
+
+def request_path(facts: PageFacts) -> str:
+    return "/recent" if facts.recent else "/"
+
+
+def form_view(query: Any, policy: Policy) -> dict[str, Any]:
+    """The filter form's fields with the values in the URL selected."""
+    only = query.only
+    rules = [rule.name for rule in policy.rules]
+    if only.rule is not None and only.rule not in rules:
+        rules.append(only.rule)  # a rule no longer in force stays selectable while it is filtered on
+    return {
+        "owner": only.owner or "",
+        "rule": only.rule or "",
+        "rules": rules,
+        "outcomes": [str(o) for o in Outcome],
+        "outcome": {str(o) for o in only.outcomes},
+        "within": query.within or "",
+        "periods": ["1h", "24h", "7d", "30d"],
+        "errors": only.rule_errors,
+    }
+
+
+def liveness(
+    detection: Detection, last_sweep: SweepTimes, settings: Settings, episodes: Any = ()
+) -> Liveness:
+    """Whether the container still runs, from what the daemon already knows: an open episode means the
+    sampler saw it running; an action that stopped it means not; a WARN-mode violator is found again by
+    every sweep while it runs, so a last detection before the last sweep began means it was not seen since."""
+    last = detection.last_timestamp
+    sampled = [e.updated for e in episodes]
+    if sampled:
+        return Liveness(True, "running: the rules held over time are following it", max(sampled))
+    if detection.outcome in NOT_RUNNING:
+        return Liveness(False, f"not running: {NOT_RUNNING[detection.outcome]} at {when(last)}", last)
+    start = last_sweep.start
+    if settings.run_periodic and start is not None and last >= start:
+        return Liveness(True, f"running: the last sweep ({when(start)}) found it still violating", last)
+    if settings.run_periodic and start is not None:
+        return Liveness(
+            None,
+            f"not seen by the last sweep ({when(start)}): stopped, removed or no longer violating; "
+            f"last seen running at {when(last)}",
+            last,
+        )
+    return Liveness(None, f"last seen running at {when(last)}", last)
+
+
+def rule_detail(found: RuleDetection, rule: Rule | None) -> dict[str, Any]:
+    """One rule a container violated: what was done and when, with the rule's description and remediation
+    from the policy in force (None when the rule is no longer in force)."""
+    meta = {} if rule is None else rule.meta
+    return {
+        "rule": found.rule,
+        "in_force": rule is not None,
+        "severity": None if rule is None else str(rule.severity),
+        "description": None if rule is None else (rule.description or None),
+        "remediation": meta.get("remediation"),
+        "count": found.count,
+        "first_timestamp": iso_text(found.first_timestamp),
+        "last_timestamp": iso_text(found.last_timestamp),
+        "mode": str(found.mode),
+        "action": str(found.action),
+        "outcome": found.outcome_text,
+        "source": str(found.source),
+        "rule_errors": list(found.rule_errors),
+    }
+
+
+def container_page(
+    detection: Detection,
+    policy: Policy,
+    episodes: Any,
+    alive: Liveness,
+    others: tuple[Detection, ...],
+    host: str,
+    settings: Settings,
+) -> str:
+    rules = {rule.name: rule for rule in policy.rules}
+    anchors = rule_anchors(policy)
+    severities = {rule.name: str(rule.severity) for rule in policy.rules}
+    config = detection.config
+    return render_template(
+        "container.html",
+        host=host,
+        row=detection_row(detection, anchors, severities),
+        detection=detection,
+        alive=alive,
+        rules=[
+            {
+                **rule_detail(r, rules.get(r.rule)),
+                "anchor": anchors.get(r.rule),
+                "first": when(r.first_timestamp),
+                "last": when(r.last_timestamp),
+            }
+            for r in ranked_rules(detection)
+        ],
+        episodes=episode_rows(episodes, datetime.now(UTC)),
+        config=None if config is None else json.dumps(config, indent=2, sort_keys=True, default=str),
+        restart_policy=detection.restart_policy,
+        others=[
+            (f"/containers/{d.container_id}", d.name, d.container_id[:12], when(d.last_timestamp))
+            for d in others
+        ],
+        mode=str(settings.mode),
     )
 
 
@@ -130,13 +353,16 @@ def rule_anchors(policy: Policy) -> dict[str, str]:
     return {rule.name: f"rule-{index}" for index, rule in enumerate(policy.rules, start=1)}
 
 
-def detection_row(detection: Detection, anchors: Mapping[str, str]) -> DetectionRow:
-    # The latest finding's rules in rule order, then the older ones, most recently violated first.
-    order = {rule: index for index, rule in enumerate(detection.latest_rules)}
-    ranked = sorted(
-        detection.rules, key=lambda r: (order.get(r.rule, len(order)), -r.last_timestamp.timestamp())
+def detection_row(
+    detection: Detection, anchors: Mapping[str, str], severities: Mapping[str, str] | None = None
+) -> DetectionRow:
+    order = set(detection.latest_rules)
+    ranked = ranked_rules(detection)
+    severity = severities or {}
+    links = tuple(
+        RuleLink(r.rule, anchors.get(r.rule), r.count, r.rule in order, severity.get(r.rule, ""))
+        for r in ranked
     )
-    links = tuple(RuleLink(r.rule, anchors.get(r.rule), r.count, r.rule in order) for r in ranked)
     return DetectionRow(
         anchor="c-" + detection.container_id[:12],
         container_id=detection.container_id,
@@ -155,6 +381,15 @@ def detection_row(detection: Detection, anchors: Mapping[str, str]) -> Detection
         count=detection.count,
         first_seen=when(detection.first_timestamp),
         last_seen=when(detection.last_timestamp),
+        url=f"/containers/{detection.container_id}",
+    )
+
+
+def ranked_rules(detection: Detection) -> list[RuleDetection]:
+    """The latest finding's rules in rule order, then the older ones, most recently violated first."""
+    order = {rule: index for index, rule in enumerate(detection.latest_rules)}
+    return sorted(
+        detection.rules, key=lambda r: (order.get(r.rule, len(order)), -r.last_timestamp.timestamp())
     )
 
 
@@ -181,6 +416,7 @@ def sweep_view(facts: PageFacts) -> dict[str, Any]:
         "end": when(sweep.end),
         "seconds": None if duration is None else f"{duration.total_seconds():.3f}",
         "running_since": when(facts.sweep_running_since),
+        "next": when(facts.next_sweep),
         "events": facts.settings.run_start_events,
     }
 
@@ -199,6 +435,13 @@ def when(moment: datetime | None) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def iso_text(moment: datetime) -> str:
+    """ISO 8601, UTC without offset, as the JSON shows times (and `before` takes them)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat()
 
 
 def _path(policy: Policy, kind: str) -> str:

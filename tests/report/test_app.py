@@ -32,6 +32,8 @@ TOP_KEYS = [
     "last_full_check_run_seconds",
     "host",
     "detections",
+    "next_sweep",
+    "summary",
 ]
 ITEM_KEYS = [
     "id",
@@ -176,7 +178,7 @@ def test_without_sweeps_the_sweep_keys_are_absent(make_app: MakeApp, recorded: D
     body = get_json(make_app(run_periodic=False, run_start_events=True).test_client(), "/")
 
     assert isinstance(body, dict)
-    assert list(body) == ["host", "detections"]
+    assert list(body) == ["host", "detections", "summary"]
 
 
 def test_recent_keeps_the_containers_detected_since_the_last_sweep_began(
@@ -351,8 +353,8 @@ def test_the_page_shows_mode_health_detections_sweep_and_rules(
     assert page.index('id="mode"') < page.index('id="detections"') < page.index('id="sweep"')
     assert page.index('id="sweep"') < page.index('id="rules"')
     for html in (
-        '<a href="#c-c0ffee000000" class="container-name">web</a>',
-        '<a href="#c-bbbbbbbbbbbb" class="container-name">quiet</a>',
+        f'<a href="/containers/{CID}" class="container-name">web</a>',
+        f'<a href="/containers/{"b" * 64}" class="container-name">quiet</a>',
         '<td class="mono image">busybox</td>',
         '<td class="mono image">alpine:3</td>',
         '<td class="action"><span class="action-name">stop</span><div class="muted">KILL · periodic</div></td>',

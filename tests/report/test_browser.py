@@ -1,14 +1,18 @@
 """The status page in a real browser: Debian's chromium, headless, loading it from a served app.
 
 The store holds a detection whose rule name has quotes and markup and whose label has a <script>; the test
-reads the DOM chromium built and checks what a person would see. Without chromium the test is skipped, or
-fails under CI=true (scripts/test installs it).
+reads the DOM chromium built and checks what a person would see. The console's views (the summary line, a
+filtered table, a container page) are loaded in a profile that blocks JavaScript (a control test shows it
+does), and the container page is also drawn as a screenshot. Without chromium the tests are skipped, or
+fail under CI=true (scripts/test installs it).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import struct
 import subprocess
 from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
@@ -16,9 +20,9 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from report_support import HTML_LABEL, QUOTED_RULE, SAFE_RULE
+from report_support import CID, HTML_LABEL, QUOTED_RULE, SAFE_RULE
 
-from enforcer.record.model import Finding
+from enforcer.record.model import Action, Finding, Outcome
 from enforcer.record.store import DetectionStore
 from enforcer.report.server import ApiServer
 
@@ -34,6 +38,10 @@ CHROMIUM_FLAGS = (
     "--disable-component-update",
     "--disable-sync",
 )
+SCRIPT_PROBE = (
+    "data:text/html,<p id=probe>off</p><script>document.getElementById('probe').textContent='on'</script>"
+)
+WINDOW = (1280, 900)
 
 
 def chromium() -> str:
@@ -100,6 +108,38 @@ def load(url: str, profile: Path) -> str:
     return done.stdout
 
 
+def screenshot(url: str, profile: Path, out: Path, *extra: str) -> tuple[int, int, bytes]:
+    """Chromium's PNG of the page: its width, height and file bytes."""
+    size = f"--window-size={WINDOW[0]},{WINDOW[1]}"
+    command = [
+        chromium(),
+        *CHROMIUM_FLAGS,
+        *extra,
+        size,
+        f"--user-data-dir={profile}",
+        f"--screenshot={out}",
+        url,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "a PNG file"
+    width, height = struct.unpack(">II", data[16:24])  # the IHDR chunk comes first
+    return width, height, data
+
+
+def scriptless(folder: Path) -> Path:
+    """A chromium profile with JavaScript blocked for every site (its content setting, as a user sets it)."""
+    (folder / "Default").mkdir(parents=True)
+    preferences = {"profile": {"default_content_setting_values": {"javascript": 2}}}
+    (folder / "Default" / "Preferences").write_text(json.dumps(preferences))
+    return folder
+
+
+def without_scripts(url: str, folder: Path) -> Dom:
+    return Dom(load(url, scriptless(folder)))
+
+
 def test_the_browser_shows_the_violator_its_rules_and_the_escaped_label(
     served: ApiServer, tmp_path: Path
 ) -> None:
@@ -121,3 +161,72 @@ def test_the_browser_shows_the_violator_its_rules_and_the_escaped_label(
     assert links == ["#rule-1", "#rule-2"]
     assert dom.text("#rule-1")[0].startswith(QUOTED_RULE), "the rule link leads to the rule in force"
     assert ("meta", {"http-equiv": "refresh", "content": "10"}) in dom.tags
+
+
+@pytest.fixture
+def console(
+    make_app: Callable[..., Flask], store: DetectionStore, make_finding: Callable[..., Finding]
+) -> Iterator[ApiServer]:
+    store.record(make_finding(rules=(QUOTED_RULE, SAFE_RULE), labels={"note": HTML_LABEL}, owner="blue"))
+    store.record(
+        make_finding(
+            container_id="b" * 64, name="quiet", rules=(SAFE_RULE,), owner="red", action=Action.WOULD_STOP,
+            outcome=Outcome.RECORDED,
+        )
+    )  # fmt: skip
+    server = ApiServer(make_app(), "127.0.0.1", 0)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_without_scripts_the_summary_line_links_to_the_filtered_table(
+    console: ApiServer, tmp_path: Path
+) -> None:
+    dom = without_scripts(console.url + "/", tmp_path / "index")
+
+    assert dom.text("#summary-stopped")[0].startswith("stopped or prevented: 1 in the last 24 h, 1 in all")
+    assert dom.text("#summary-recorded")[0].startswith("recorded (WARN): 1 in the last 24 h, 1 in all")
+    assert dom.text("#summary-pending") == ["pending or in grace now: 0 pending, 0 in grace"]
+    links = [a["href"] for tag, a in dom.tags if tag == "a" and "summary-recent" in a.get("class", "")]
+    recorded = next(href for href in links if "outcome=recorded" in href)
+
+    filtered = without_scripts(console.url + recorded, tmp_path / "filtered")
+    assert filtered.text(".container-name") == ["quiet"], "the link filters the table"
+    assert ("option", {"value": "recorded", "selected": ""}) in filtered.tags, "the form shows the filter"
+    assert ("option", {"value": "24h", "selected": ""}) in filtered.tags
+
+
+def test_without_scripts_a_filter_from_the_url_narrows_the_table(console: ApiServer, tmp_path: Path) -> None:
+    dom = without_scripts(console.url + "/?owner=blue#detections", tmp_path / "owner")
+
+    assert dom.text(".container-name") == ["web"]
+    assert dom.text(".owner") == ["owner blue"]
+    assert ("input", {"type": "text", "name": "owner", "value": "blue", "maxlength": "512"}) in dom.tags
+    assert dom.text(".severity") == ["high", "medium"], "each rule with its severity"
+    assert dom.text(".label") == [f"note={HTML_LABEL}"]
+    assert not [tag for tag, _ in dom.tags if tag == "script"]
+
+
+def test_without_scripts_the_container_page_shows_its_rules_and_state(
+    console: ApiServer, tmp_path: Path
+) -> None:
+    url = f"{console.url}/containers/{CID[:12]}"
+    dom = without_scripts(url, tmp_path / "container")
+
+    assert dom.text("#container-id") == [CID]
+    assert dom.text("#owner") == ["blue"]
+    assert dom.text("#liveness")[0].startswith("not running: stopped by the enforcer")
+    assert dom.text(".rule-link") == [QUOTED_RULE, SAFE_RULE]
+    assert dom.text(".label") == [f"note={HTML_LABEL}"]
+    assert not [tag for tag, _ in dom.tags if tag in ("script", "b")], "names stay text"
+
+    width, height, png = screenshot(url, tmp_path / "container", tmp_path / "container.png")
+    assert (width, height) == WINDOW
+    assert len(png) > 10_000, "the page was drawn (a blank window compresses to a few hundred bytes)"
+
+
+def test_the_scriptless_profile_really_runs_no_script(tmp_path: Path) -> None:
+    """The control of the tests above: the same page's script runs in a plain profile, not in theirs."""
+    assert Dom(load(SCRIPT_PROBE, tmp_path / "plain")).text("#probe") == ["on"]
+    assert without_scripts(SCRIPT_PROBE, tmp_path / "scriptless").text("#probe") == ["off"]

@@ -451,3 +451,147 @@ def test_an_old_database_opened_by_several_at_once_is_migrated_once(tmp_path: Pa
         assert opened.detections()[0].outcome_text == "failed: engine: timeout"
     finally:
         opened.close()
+
+
+# -- the page's queries: filters, summary, one container ---------------------------------------------------
+
+INDEXES = {
+    "containers_by_owner", "containers_by_outcome", "containers_by_name", "containers_with_errors",
+    "detections_by_rule",
+}  # fmt: skip
+
+
+def indexes(path: Path) -> set[str]:
+    raw = sqlite3.connect(path)
+    try:
+        return {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    finally:
+        raw.close()
+
+
+def test_a_database_of_version_1_gets_the_filter_indexes(tmp_path: Path) -> None:
+    path = tmp_path / "detections.db"
+    raw = sqlite3.connect(path)
+    raw.executescript(V1_SCHEMA)
+    raw.close()
+    assert not INDEXES & indexes(path)
+    DetectionStore(path, max_age_days=100_000).close()
+    assert indexes(path) >= INDEXES
+
+
+def test_each_filter_is_read_through_an_index(store: DetectionStore) -> None:
+    raw = sqlite3.connect(store.path)
+    try:
+        for only in (
+            store_module.Filter(owner="x"),
+            store_module.Filter(outcomes=(Outcome.FAILED, Outcome.STOPPED)),
+            store_module.Filter(rule_errors=True),
+        ):
+            where, args = only.sql()
+            plan = raw.execute(
+                f"EXPLAIN QUERY PLAN SELECT container_id FROM containers WHERE {' AND '.join(where)} "
+                "ORDER BY last_ts DESC LIMIT 100",
+                args,
+            ).fetchall()
+            assert any("USING INDEX" in str(step) or "USING COVERING INDEX" in str(step) for step in plan), (
+                plan
+            )
+            assert not any(step[3] == "SCAN containers" for step in plan), plan
+        for scan in (False, True):
+            where, args = store_module.Filter(rule="r").sql(rule_by_scan=scan)
+            plan = str(
+                raw.execute(f"EXPLAIN QUERY PLAN SELECT 1 FROM containers WHERE {where[0]}", args).fetchall()
+            )
+            assert "INDEX" in plan and "SCAN detections" not in plan, plan
+    finally:
+        raw.close()
+
+
+def test_filters_by_owner_rule_outcome_and_rule_errors(
+    store: DetectionStore, make_finding: MakeFinding
+) -> None:
+    store.record_many(
+        [
+            make_finding(container_id="a" * 64, name="a", owner="blue", rules=("r1", "r2"), timestamp=at(0)),
+            make_finding(
+                container_id="b" * 64, name="b", owner="red", rules=("r2",), outcome=Outcome.RECORDED,
+                action=Action.WOULD_STOP, mode=Mode.WARN, timestamp=at(1),
+            ),
+            make_finding(container_id="c" * 64, name="c", owner="blue", rules=("r3",), rule_errors=("x: boom",), timestamp=at(2)),
+        ]
+    )  # fmt: skip
+    F = store_module.Filter
+
+    def names(only: store_module.Filter, limit: int | None = None) -> list[str]:
+        return [d.name for d in store.detections(only=only, limit=limit)]
+
+    assert names(F()) == ["c", "b", "a"]
+    assert names(F(owner="blue")) == ["c", "a"]
+    assert names(F(rule="r2")) == ["b", "a"]
+    assert names(F(rule="r2"), limit=1) == ["b"]
+    assert names(F(rule="r1", owner="red")) == []
+    assert names(F(outcomes=(Outcome.RECORDED,))) == ["b"]
+    assert names(F(outcomes=(Outcome.RECORDED, Outcome.STOPPED))) == ["c", "b", "a"]
+    assert names(F(rule_errors=True)) == ["c"]
+    assert [d.name for d in store.detections(only=F(owner="blue"), before=at(2))] == ["a"]
+    [a] = store.detections(only=F(rule="r2", owner="blue"))
+    assert sorted(r.rule for r in a.rules) == ["r1", "r2"], "a filtered container keeps all its rules"
+
+
+@pytest.mark.parametrize("scan", [False, True])
+def test_both_ways_of_reading_a_rule_give_the_same_page(
+    store: DetectionStore, make_finding: MakeFinding, monkeypatch: pytest.MonkeyPatch, scan: bool
+) -> None:
+    store.record_many(
+        make_finding(container_id=f"{n:064x}", name=f"n{n}", rules=(f"r{n % 3}",), timestamp=at(n))
+        for n in range(30)
+    )
+    monkeypatch.setattr(store, "_scan_for_rule", lambda rule, limit: scan)
+    page = store.detections(only=store_module.Filter(rule="r1"), limit=4)
+    assert [d.name for d in page] == ["n28", "n25", "n22", "n19"]
+
+
+def test_the_summary_counts_by_latest_outcome_and_follows_every_record(
+    store: DetectionStore, make_finding: MakeFinding
+) -> None:
+    store.record(make_finding(container_id="a" * 64, outcome=Outcome.STOPPED, timestamp=at(0)))
+    store.record(make_finding(container_id="b" * 64, outcome=Outcome.RECORDED, timestamp=at(100)))
+    summary = store.summary(at(50))
+    assert summary.outcomes["stopped"] == store_module.Tally(1, 0)
+    assert summary.outcomes["recorded"] == store_module.Tally(1, 1)
+    assert summary.of("stopped", "recorded", "held") == store_module.Tally(2, 1)
+    assert summary.rule_errors == store_module.Tally(0, 0)
+
+    store.record(
+        make_finding(container_id="a" * 64, outcome=Outcome.FAILED, rule_errors=("x",), timestamp=at(200))
+    )
+    again = store.summary(at(50))
+    assert "stopped" not in again.outcomes, "the latest outcome counts"
+    assert again.outcomes["failed"] == store_module.Tally(1, 1)
+    assert again.rule_errors == store_module.Tally(1, 1)
+    assert store.summary(at(150)).outcomes["recorded"] == store_module.Tally(1, 0), (
+        "a moved period counts again"
+    )
+    assert store.count() == 2
+
+
+def test_a_container_by_full_id_prefix_or_name(store: DetectionStore, make_finding: MakeFinding) -> None:
+    store.record(make_finding(container_id="ab" + "0" * 62, name="web", timestamp=at(0)))
+    store.record(make_finding(container_id="ab" + "1" * 62, name="web", timestamp=at(5)))
+    store.record(make_finding(container_id="cd" + "0" * 62, name="db", timestamp=at(1)))
+
+    assert [d.container_id[:3] for d in store.container("ab" + "0" * 62)] == ["ab0"]
+    assert [d.container_id[:3] for d in store.container("ab")] == ["ab1", "ab0"], "newest first"
+    assert [d.name for d in store.container("cd00")] == ["db"]
+    assert [d.container_id[:3] for d in store.container("web")] == ["ab1", "ab0"]
+    assert [d.name for d in store.container("/db")] == ["db"]
+    assert store.container("ef") == [] and store.container("nobody") == []
+    assert store.container("f" * 64) == []
+
+
+def test_record_many_is_all_or_nothing(store: DetectionStore, make_finding: MakeFinding) -> None:
+    with pytest.raises(ValueError):
+        store.record_many(
+            [make_finding(container_id="a" * 64), make_finding(container_id="b" * 64, rules=())]
+        )
+    assert store.count() == 0
