@@ -45,6 +45,7 @@ from enforcer.retry import Backoff
 from enforcer.settings import Settings
 from enforcer.sources import samples
 from enforcer.sources.events import EventWatcher
+from enforcer.sources.guard import BlastRadiusGuard
 from enforcer.sources.reload import PolicyReloader
 from enforcer.sources.samples import Sampler
 from enforcer.sources.sweeps import JOB_ID as SWEEP_JOB
@@ -86,7 +87,9 @@ class Daemon:
             raise StartupError(str(exc)) from None
         self.metrics.count_distinct_detected(self.store.distinct_containers)
         self.metrics.count_episodes(self.episodes.counts)
-        self.metrics.watch_holds(lambda: False, lambda: self.breaker.state().tripped)
+        self.metrics.watch_holds(
+            lambda: self.in_force.get().held is not None, lambda: self.breaker.state().tripped
+        )
         self.reloader = PolicyReloader(settings, self.in_force, self.metrics)
         app = create_app(
             settings, self.health, self.in_force, self.store, self.metrics, socket.gethostname(), self.episodes,
@@ -203,6 +206,11 @@ class Daemon:
             s, self.in_force, self.gatherer, Actuator(host, self.stop, s.stop_timeout_s), self.store, self.triggers,
             self.metrics, own, self.peers.ids, self.notices, self.breaker,
         )  # fmt: skip
+        # Before any check: the rules loaded at start are vetted against the running containers.
+        gatherer = self.gatherer
+        self.reloader.guard(
+            BlastRadiusGuard(s, lambda: gatherer.all_running_params("periodic"), pipeline.options)
+        )
         self.sweeper = Sweeper(
             s, self.gatherer, pipeline, self.health, self.metrics, after_sweep=[self._purge]
         )

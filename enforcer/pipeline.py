@@ -27,7 +27,7 @@ from enforcer.facts.container import Container
 from enforcer.facts.gather import FactGatherer
 from enforcer.facts.redaction import scrub_labels
 from enforcer.judge.judge import Judgement, JudgeOptions
-from enforcer.judge.policy import Policy
+from enforcer.judge.policy import Hold, Policy
 from enforcer.judge.rules import Rule
 from enforcer.judge.verdict import Verdict
 from enforcer.notices import Notices
@@ -205,13 +205,15 @@ class Pipeline:
         """Stop (KILL) or record (WARN) a violator; `deferred_at_create` is given for start checks only: the
         rules the create check left for the start (a kill for any other preventing rule is a race lost)."""
         self.metrics.checks.labels(source=source).inc()
+        held = None  # why an action is held back: recorded as WARN, its outcome "held"
+        if policy.held is not None and not self.enforced(verdict):
+            verdict, policy, held = self._held_version(verdict, policy, policy.held)
         if not verdict.violated:
             if self.notices is not None:
                 self.notices.passed(verdict, policy)
             return verdict
         container = verdict.subject
-        enforced = self.enforced(verdict)
-        held = None  # why an action is held back: recorded as WARN, its outcome "held"
+        enforced = self.enforced(verdict) if held is None else []
         if enforced and not self.breaker.admit():
             enforced, held = [], self.breaker.detail
         if enforced:
@@ -228,6 +230,16 @@ class Pipeline:
                 done = replace(done, outcome=Outcome.HELD, outcome_detail=held)
         self.finish(verdict, policy, bool(enforced), done, source, event_time, prevent=False)
         return verdict
+
+    def _held_version(
+        self, verdict: Verdict, policy: Policy, hold: Hold
+    ) -> tuple[Verdict, Policy, str | None]:
+        """What a version held by the blast-radius guard finds, to record, never to act on; asked only when
+        the rules in force act on nothing (their `verdict` stands when the held version finds nothing)."""
+        found = self.judge(verdict.subject, hold.policy)
+        if not found.violated:
+            return verdict, policy, None
+        return found, hold.policy, hold.detail if self.enforced(found) else None
 
     def enforced(self, verdict: Verdict) -> list[Rule]:
         return [r for r in verdict.violated if r.effective_mode(self.settings.mode) is Mode.KILL]

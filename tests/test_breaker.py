@@ -3,13 +3,11 @@ until fewer than N went out in the last minute."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
+from support.fakes import Actuator, Recorder, kill_pipeline
 
-from enforcer.act.actions import Done
-from enforcer.act.triggers import TriggerRunner
 from enforcer.breaker import StopRateBreaker
 from enforcer.facts.container import Container
 from enforcer.judge.policy import Policy
@@ -17,9 +15,8 @@ from enforcer.judge.rules import Rule
 from enforcer.judge.whitelist import Whitelist
 from enforcer.pipeline import Pipeline
 from enforcer.policy_in_force import PolicyInForce
-from enforcer.record.model import Action, Finding, Outcome, Source
-from enforcer.report.metrics import Metrics
-from enforcer.settings import Mode, Settings
+from enforcer.record.model import Action, Outcome, Source
+from enforcer.settings import Mode
 
 
 class Clock:
@@ -86,46 +83,18 @@ def test_zero_means_no_limit() -> None:
     assert not breaker.state().tripped
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.findings: list[Finding] = []
-
-    def record(self, finding: Finding) -> None:
-        self.findings.append(finding)
-
-
-class Actuator:
-    def __init__(self) -> None:
-        self.stopped: list[str] = []
-
-    def stop(self, cid: str, params: Mapping[str, Any]) -> Done:
-        self.stopped.append(cid)
-        return Done(Action.KILL, Outcome.STOPPED)
-
-
 @pytest.fixture
-def kill_pipeline() -> Iterator[tuple[Pipeline, Actuator, Recorder]]:
+def breaking_pipeline() -> Iterator[tuple[Pipeline, Actuator, Recorder]]:
     rules = (Rule("no bad names", lambda c: c.name.startswith("bad")),)
-    triggers = TriggerRunner(on_error=lambda name: None)
-    actuator, recorder = Actuator(), Recorder()
-    made = Pipeline(
-        Settings(mode=Mode.KILL),
-        PolicyInForce(Policy(rules, Whitelist(), ())),
-        None,  # type: ignore[arg-type]  # sweeps hand their facts over: no gathering
-        actuator,  # type: ignore[arg-type]
-        recorder,
-        triggers,
-        Metrics("KILL"),
-        breaker=StopRateBreaker(3, Clock()),
-    )
-    yield made, actuator, recorder
-    triggers.close(wait=True)
+    in_force = PolicyInForce(Policy(rules, Whitelist(), ()))
+    with kill_pipeline(in_force, StopRateBreaker(3, Clock())) as made:
+        yield made
 
 
 def test_the_pipeline_stops_up_to_the_limit_and_records_the_rest_as_held(
-    kill_pipeline: tuple[Pipeline, Actuator, Recorder],
+    breaking_pipeline: tuple[Pipeline, Actuator, Recorder],
 ) -> None:
-    pipeline, actuator, recorder = kill_pipeline
+    pipeline, actuator, recorder = breaking_pipeline
     for i in range(5):
         cid = f"{i}" * 12
         pipeline.check_container(Container(cid, {"Id": cid, "Name": f"/bad-{i}"}), Source.PERIODIC)

@@ -293,6 +293,26 @@ class FactGatherer:
             for index, (params, metrics) in enumerate(fetched)
         ]
 
+    def all_running_params(self, source: str) -> list[Container]:
+        """Every running container on its params and position alone (what a rules version would do to them,
+        without waiting for stats): rules that read other facts are deferred."""
+        summaries = self.host.list_running()
+        fetched = [p for p in self._map(lambda s: self.params(s["Id"], s), summaries) if p is not None]
+        fetched.sort(key=start_key)
+        return [
+            Container(
+                params["Id"],
+                params,
+                metrics=Missing("metrics"),
+                position=index,
+                check_source=source,
+                owner_labels=self.options.owner_labels,
+                image=self.image_name(params),
+                image_info=Missing("image_info"),
+            )
+            for index, params in enumerate(fetched)
+        ]
+
     def cpu_since_last(self, params: Json, metrics: Json, now: datetime) -> float | None:
         """CPU % since this container's previous sample (or its start); None without stats."""
         if not metrics.get("cpu_stats"):

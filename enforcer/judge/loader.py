@@ -149,9 +149,26 @@ def load_file(
             exceptions = parse_exceptions(path, module.exceptions)
         except ExceptionError as exc:
             problems.append(str(exc))
+    max_new_stops = None
+    if kind == "rules" and hasattr(module, "max_new_stops"):
+        try:
+            max_new_stops = _max_new_stops(path, module.max_new_stops)
+        except RulesFileError as exc:
+            problems.append(str(exc))
     if problems:
         raise RulesFileError("\n".join(problems))
-    return Loaded(str(path), hashlib.sha256(text.encode()).hexdigest(), text, parsed, exceptions)
+    sha256 = hashlib.sha256(text.encode()).hexdigest()
+    return Loaded(str(path), sha256, text, parsed, exceptions, max_new_stops)
+
+
+def _max_new_stops(path: Path, value: Any) -> int:
+    """A rules file's own limit for the blast-radius guard (instead of MAX_NEW_STOPS)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise RulesFileError(
+            f"{path}: `max_new_stops` must be a whole number of at least 0 (how many running containers "
+            f"this version may stop that the version in force leaves alone), not {value!r}"
+        )
+    return value
 
 
 def parse_rules(path: Path, items: Iterable[Any]) -> tuple[Rule, ...]:

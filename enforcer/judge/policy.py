@@ -22,6 +22,7 @@ class Policy:
     whitelist: Whitelist
     triggers: tuple[Trigger, ...]
     sources: dict[str, Loaded] = field(default_factory=dict, compare=False)
+    held: Hold | None = field(default=None, compare=False)  # a newer version held by the blast-radius guard
 
     @property
     def version(self) -> str:
@@ -41,8 +42,48 @@ class Policy:
         """Rules held over time ("for", "grace"): judged only by the sampler (enforcer/sources/samples.py)."""
         return tuple(rule for rule in self.rules if rule.timed)
 
+    @property
+    def max_new_stops(self) -> int | None:
+        """The rules file's own `max_new_stops`, if it sets one."""
+        rules = self.sources.get("rules")
+        return rules.max_new_stops if rules is not None else None
+
     def paths(self) -> dict[str, str]:
         return {kind: loaded.path for kind, loaded in self.sources.items()}
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A rules version the blast-radius guard held back: it would stop `new_stops` running containers that the
+    version in force leaves alone, more than `limit`. Its rules only record (WARN) until a version within the
+    limit is loaded; the policy that carries the hold stays enforced. `new_stops` is None when the running
+    containers could not be listed (the engine did not answer): it is judged again."""
+
+    policy: Policy
+    new_stops: int | None
+    limit: int
+
+    @property
+    def detail(self) -> str:
+        """The outcome detail of what the held version's rules find."""
+        return f"rules version {self.policy.version[:12]} held by the blast-radius guard (MAX_NEW_STOPS)"
+
+    def warning(self) -> str:
+        """For /healthz and the page (no container names: /healthz is open to anyone who reaches it)."""
+        if self.new_stops is None:
+            why = "the running containers could not be listed to judge it"
+        else:
+            why = (
+                f"it would stop {self.new_stops} running container(s) that the rules in force leave alone, "
+                f"more than its limit of {self.limit}"
+            )
+        return (
+            f"rules version {self.policy.version[:12]} held: {why}; its rules only record until a version "
+            "within the limit is loaded (max_new_stops = N in the rules file allows a deliberate change)"
+        )
+
+
+NOTHING = Policy((), Whitelist(), ())  # what is enforced before the first version is put in force
 
 
 def load_policy(settings: Settings, cwd: Path | None = None) -> Policy:

@@ -150,3 +150,4 @@ class Loaded:
     text: str
     items: tuple[Any, ...]
     exceptions: tuple[RuleException, ...] = ()  # a rules file's `exceptions = [...]`
+    max_new_stops: int | None = None  # a rules file's `max_new_stops = N` (the blast-radius guard's limit)

@@ -340,6 +340,8 @@ class _Views:
     def warnings(self) -> list[str]:
         """Enforcement held back by a safeguard: the daemon is healthy, but not everything found is acted on."""
         found = []
+        if (hold := self.in_force.get().held) is not None:
+            found.append(hold.warning())
         if self.breaker is not None and (rate := self.breaker.state().warning()):
             found.append(rate)
         return found

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import textwrap
 from pathlib import Path
 
-from support.daemon import Containers, DaemonFactory
+from support.daemon import Containers, DaemonFactory, replace_file
 
 KILL_WITHIN_S = 3.0
 RELOAD_WITHIN_S = 8.0  # the files are polled every 3 s
@@ -16,19 +14,6 @@ RELOAD_WITHIN_S = 8.0  # the files are polled every 3 s
 EVIL_NAME_RULES = """
 rules = [{"name": "no evil names", "rule": lambda c: c.name.startswith("evil")}]
 """
-
-
-def replace_file(path: Path, text: str, keep_stat: bool = False) -> None:
-    """Swap the file's content atomically (as editors and config management do); optionally keep its
-    mtime, so that only a SIGHUP, not the poll of the files' size and mtime, can notice the change."""
-    old = path.stat()
-    new = path.with_suffix(".new")
-    new.write_text(textwrap.dedent(text).lstrip())
-    new.chmod(0o644)
-    if keep_stat:
-        assert new.stat().st_size == old.st_size
-        os.utime(new, ns=(old.st_atime_ns, old.st_mtime_ns))
-    os.replace(new, path)
 
 
 def test_a_changed_rules_file_takes_effect_within_seconds(

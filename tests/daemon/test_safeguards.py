@@ -3,11 +3,15 @@ MAX_STOPS_PER_MINUTE (and the blast-radius guard holds a rules version that woul
 
 from __future__ import annotations
 
+import signal
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-from support.daemon import Containers, DaemonFactory
+from support.daemon import Containers, DaemonFactory, Enforcer, replace_file
 
 BURST = 100
+KILL_WITHIN_S = 3.0
+RELOAD_WITHIN_S = 8.0  # the files are polled every 3 s
 RATE = 30
 
 
@@ -44,3 +48,70 @@ def test_a_burst_of_violators_past_the_stop_rate_is_held_not_stopped(
     assert 'docker_enforcer_enforcement_held{reason="stop_rate"} 1.0' in metrics
     recorded = enforcer.get("/")["detections"]
     assert sum(d["outcome"].startswith("held") and d["mode"] == "WARN" for d in recorded) == BURST - RATE
+
+
+VICTIMS = 20
+VICTIM_RULES = """
+rules = [
+    {"name": "no bad names", "rule": lambda c: c.name.startswith("bad")},
+    {"name": "no victims", "rule": lambda c: c.name.startswith("victim")},
+]
+"""
+SWEEP_S = "3"
+HELD_WITHIN_S = 15.0
+
+
+def held_gauge(enforcer: Enforcer) -> str:
+    return next(
+        line.split()[-1]
+        for line in enforcer.get_text("/metrics").splitlines()
+        if line.startswith('docker_enforcer_enforcement_held{reason="rules_change"}')
+    )
+
+
+def test_a_rules_change_that_would_stop_too_many_is_held_until_the_file_says_it_is_meant(
+    daemon: DaemonFactory, containers: Containers
+) -> None:
+    victims = run_many(containers, "victim", VICTIMS)
+    enforcer = daemon(RUN_PERIODIC="true", CHECK_INTERVAL_S=SWEEP_S)
+
+    replace_file(enforcer.rules_path, VICTIM_RULES)
+    enforcer.signal(signal.SIGHUP)
+    held = enforcer.wait_for_message("held: it would stop 20 running container(s)", RELOAD_WITHIN_S)
+    assert held["level"] == "ERROR" and held["new_stops"] == VICTIMS and held["limit"] == 5
+    # A sweep after the hold: the held rules record the victims, the rules in force still stop violators.
+    bad = containers.run("bad-under-hold")
+    assert containers.wait_stopped(bad, KILL_WITHIN_S)
+    enforcer.wait_for_log(
+        lambda r: (
+            r.get("container") == "victim-0" and str(r.get("outcome")).startswith("held: rules version")
+        ),
+        HELD_WITHIN_S,
+    )
+    assert all(containers.running(cid) for cid in victims)
+    health = enforcer.get("/healthz")
+    assert health["status"] == "ok"
+    assert [w.split(":")[0] for w in health["warnings"]] == [
+        f"rules version {held['held_version'][:12]} held"
+    ]
+    assert held_gauge(enforcer) == "1.0"
+    page = urllib.request.Request(enforcer.url + "/", headers={"Accept": "text/html"})
+    with urllib.request.urlopen(page, timeout=10) as response:
+        assert 'id="held"' in response.read().decode()
+
+    replace_file(enforcer.rules_path, VICTIM_RULES + "max_new_stops = 50\n")
+    enforcer.wait_for_message("the hold of rules version", RELOAD_WITHIN_S)
+    assert all(containers.wait_stopped(cid, HELD_WITHIN_S) for cid in victims)
+    assert enforcer.get("/healthz")["warnings"] == []
+    assert held_gauge(enforcer) == "0.0"
+
+
+def test_a_fresh_start_with_rules_that_would_stop_too_many_is_held(
+    daemon: DaemonFactory, containers: Containers
+) -> None:
+    """No version in force yet: the first one is compared with nothing enforced."""
+    victims = run_many(containers, "victim", VICTIMS)
+    enforcer = daemon(VICTIM_RULES, RUN_PERIODIC="true", CHECK_INTERVAL_S=SWEEP_S)
+    assert enforcer.find(lambda r: "held: it would stop 20 running container(s)" in str(r.get("message")))
+    enforcer.wait_for_log(lambda r: str(r.get("outcome")).startswith("held: rules version"), HELD_WITHIN_S)
+    assert all(containers.running(cid) for cid in victims)

@@ -84,6 +84,19 @@ def write_user_file(path: Path, text: str) -> Path:
     return path
 
 
+def replace_file(path: Path, text: str, keep_stat: bool = False) -> None:
+    """Swap the file's content atomically (as editors and config management do); optionally keep its
+    mtime, so that only a SIGHUP, not the poll of the files' size and mtime, can notice the change."""
+    old = path.stat()
+    new = path.with_suffix(".new")
+    new.write_text(textwrap.dedent(text).lstrip())
+    new.chmod(0o644)
+    if keep_stat:
+        assert new.stat().st_size == old.st_size
+        os.utime(new, ns=(old.st_atime_ns, old.st_mtime_ns))
+    os.replace(new, path)
+
+
 def docker_time(raw: str) -> float:
     """Seconds since the epoch from Docker's RFC 3339 timestamps with nanoseconds."""
     head, _, frac = raw.rstrip("Z").partition(".")
