@@ -38,6 +38,7 @@ from enforcer.judge.exceptions import ending_soon
 from enforcer.judge.judge import JudgeOptions
 from enforcer.judge.loader import RulesFileError
 from enforcer.judge.policy import Policy, load_policy
+from enforcer.judge.probe import reads_exec
 from enforcer.judge.rules import Remedy, Rule
 from enforcer.judge.verdict import Verdict
 from enforcer.settings import IGNORED_VARIABLES, Mode, Settings, SettingsError
@@ -211,9 +212,8 @@ def run_notify_test(args: argparse.Namespace, settings: Settings, policy: Policy
 def run_check(policy: Policy, settings: Settings) -> int:
     print(f"rules ({len(policy.rules)}) from {policy.sources['rules'].path}:")
     for rule in policy.rules:
-        extra = (
-            f" [{', '.join([str(rule.severity), mode_and_origin(rule, settings.mode), *over_time(rule)])}]"
-        )
+        on_exec = ["reads c.exec"] if reads_exec(rule) else []
+        extra = f" [{', '.join([str(rule.severity), mode_and_origin(rule, settings.mode), *over_time(rule), *on_exec])}]"
         labels = [str(rule.meta["id"])] if "id" in rule.meta else []
         labels += [f"CIS {rule.meta['cis']}"] if rule.meta.get("cis") else []
         ident = f" ({', '.join(labels)})" if labels else ""
@@ -246,6 +246,12 @@ def check_warnings(policy: Policy, settings: Settings) -> list[str]:
                 f"rule {rule.name!r} is held 'for' {text_duration(rule.for_s)}, under two samples "
                 f"(SAMPLE_INTERVAL_S={settings.sample_interval_s}): one or two samples decide it"
             )
+    on_exec = [rule.name for rule in policy.rules if reads_exec(rule)]
+    if on_exec and not settings.run_exec_events:
+        out.append(
+            f"{', '.join(map(repr, on_exec))} read c.exec, which is set only on exec checks: with "
+            "RUN_EXEC_EVENTS off they flag nothing"
+        )
     now = datetime.now(UTC)
     names = {rule.name for rule in policy.rules}
     for exception in policy.whitelist.exceptions:

@@ -231,6 +231,29 @@ def test_check_warns_about_a_kill_rule_in_a_warn_instance(
     assert "warning" not in out
 
 
+def test_check_names_the_rules_that_read_exec_and_warns_when_exec_checks_are_off(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = write(
+        workdir,
+        "e.py",
+        """
+        from enforcer.library import select
+        rules = select("no-privileged-exec") + [{"name": "plain", "rule": lambda c: c.name == "x"}]
+        """,
+    )
+    code, out, _ = run(["check", "--rules", str(rules)], capsys)
+    assert code == 0
+    assert (
+        "  - no privileged exec (no-privileged-exec, CIS 5.23) [critical, WARN from MODE, reads c.exec]"
+        in out
+    )
+    assert "  - plain [medium, WARN from MODE]" in out
+    assert "warning: 'no privileged exec' read c.exec, which is set only on exec checks" in out
+    code, out, _ = run(["check", "--rules", str(rules)], capsys, RUN_EXEC_EVENTS="true")
+    assert "reads c.exec" in out and "warning" not in out
+
+
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
