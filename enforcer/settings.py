@@ -329,9 +329,9 @@ class Settings:
         "MAX_NEW_STOPS",
         5,
         _whole(0),
-        "KILL mode: a rules version (at start, SIGHUP, file change) that would stop more running containers "
-        "than the version in force is held (its rules only record) until one within this limit is loaded; a "
-        "rules file may set its own with `max_new_stops = N`",
+        "KILL mode: a rules version (at start, SIGHUP, file change) that would stop more than this many running "
+        "containers the version in force leaves alone is held (its rules only record) until one within the "
+        "limit is loaded; a rules file may set its own with `max_new_stops = N` (see Safe changes)",
     )
     max_stops_per_minute: int = setting(
         "MAX_STOPS_PER_MINUTE",
