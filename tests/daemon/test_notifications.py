@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from support.alertmanager import Alertmanager
@@ -114,6 +115,10 @@ def test_alertmanager_shows_the_alert_while_it_violates_and_resolves_it_when_rem
             "alertname": "no bad names", "container": "bad-alerted", "host": host, "severity": "medium",
             "owner": "team-a", "mode": "WARN",
         }  # fmt: skip
+        (alert,) = [a for a in am.alerts() if a["labels"]["container"] == "bad-alerted"]
+        ends = datetime.fromisoformat(alert["endsAt"].replace("Z", "+00:00"))
+        assert ends - datetime.now(UTC) > timedelta(minutes=4)  # kept alive ahead, re-posted every minute
+        assert alert["status"]["state"] == "active"
         containers.api.remove_container(bad, force=True)
         assert wait_until(lambda: not labels_of(am.alerts(), "bad-alerted"), 15), enforcer.tail()
 
