@@ -129,6 +129,12 @@ def test_webhook_body_names_everything_the_owner_needs() -> None:
     )
 
 
+def test_slack_text_makes_no_mention_nor_link_of_a_label() -> None:
+    text = formats.slack_body(notice(owner="<!channel> & <http://x|y>"))["text"]
+    assert "<" not in text and ">" not in text
+    assert "owner &lt;!channel&gt; &amp; &lt;http://x|y&gt;" in text
+
+
 def test_slack_text() -> None:
     assert formats.slack_body(notice())["text"] == (
         ":rotating_light: docker-enforcer WARN recorded, would stop: web (abababababab, image busybox:1.36, "
