@@ -447,6 +447,7 @@ def container_json(
         "outcome": detection.outcome_text,
         "source": detection.source,
         "rule_errors": list(detection.rule_errors),
+        "exec": detection.exec_command,  # the executable of an exec check, never its arguments; else null
         "state": {"running": liveness.running, "text": liveness.text, "as_of": _iso_or_none(liveness.as_of)},
         "rules": [page.rule_detail(r, rules.get(r.rule)) for r in page.ranked_rules(detection)],
         "episodes": [episode_json(e, utcnow(), iso) for e in episodes],

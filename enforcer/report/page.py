@@ -19,7 +19,7 @@ from flask import render_template
 
 from enforcer.judge.policy import Policy
 from enforcer.judge.rules import Rule
-from enforcer.record.model import Outcome, Phase
+from enforcer.record.model import Outcome, Phase, Source
 from enforcer.record.store import Detection, Filter, RuleDetection, Summary, Tally
 from enforcer.report.episodes_view import episode_rows
 from enforcer.settings import Settings
@@ -252,13 +252,21 @@ def liveness(
 ) -> Liveness:
     """Whether the container still runs, from what the daemon already knows: an open episode means the
     sampler saw it running; an action that stopped it means not; a WARN-mode violator is found again by
-    every sweep while it runs, so a last detection before the last sweep began means it was not seen since."""
+    every sweep while it runs, so a last detection before the last sweep began means it was not seen since
+    (rules held over time are the sampler's: without an open episode, only the last detection is known)."""
     last = detection.last_timestamp
     sampled = [e.updated for e in episodes]
     if sampled:
         return Liveness(True, "running: the rules held over time are following it", max(sampled))
     if detection.outcome in NOT_RUNNING:
         return Liveness(False, f"not running: {NOT_RUNNING[detection.outcome]} at {when(last)}", last)
+    if detection.source is Source.SAMPLE:  # sweeps leave rules held over time to the sampler
+        return Liveness(
+            None,
+            f"last seen running at {when(last)}; no episode is open now: it stopped violating, "
+            "stopped running or was removed",
+            last,
+        )
     start = last_sweep.start
     if settings.run_periodic and start is not None and last >= start:
         return Liveness(True, f"running: the last sweep ({when(start)}) found it still violating", last)

@@ -390,3 +390,43 @@ def test_the_container_page_needs_the_host_check_and_the_token(
         f"/containers/{CID}", headers={"Authorization": "Bearer s3cret-token", "Host": "evil.example"}
     )
     assert misdirected.status_code == 421
+
+
+def test_held_counts_in_the_summary_and_filters_the_table(
+    console: FlaskClient, store: DetectionStore, make_finding: MakeFinding
+) -> None:
+    store.record(
+        make_finding(outcome=Outcome.HELD, outcome_detail="stop rate over 60 a minute", mode=Mode.WARN)
+    )
+    assert get(console, "/")["summary"]["held"] == {"all": 1, "last_24h": 1}
+    [held] = get(console, "/", query_string={"outcome": "held"})["detections"]
+    assert held["outcome"] == "held: stop rate over 60 a minute"
+    state = get(console, f"/containers/{CID}")["state"]
+    assert state["running"] is None and state["text"].startswith("last seen running"), "held: not stopped"
+
+
+def test_a_timed_rule_without_an_open_episode_is_only_last_seen(
+    console: FlaskClient, store: DetectionStore, make_finding: MakeFinding, health: Health
+) -> None:
+    """Sweeps skip rules held over time: a sweep that did not see the container says nothing about it."""
+    store.record(
+        make_finding(
+            outcome=Outcome.LIMITED,
+            action=Action.LIMIT,
+            source=Source.SAMPLE,
+            timestamp=datetime.now(UTC) - timedelta(hours=1),
+        )
+    )
+    health.sweep_finished(datetime.now(UTC) - timedelta(seconds=5), datetime.now(UTC))
+    body = get(console, f"/containers/{CID}")
+    assert body["state"]["running"] is None
+    assert "no episode is open now" in body["state"]["text"]
+    assert body["exec"] is None
+
+
+def test_an_exec_check_names_the_executable_on_the_container_page(
+    console: FlaskClient, store: DetectionStore, make_finding: MakeFinding
+) -> None:
+    store.record(make_finding(exec_command="/bin/sh"))
+    assert get(console, f"/containers/{CID}")["exec"] == "/bin/sh"
+    assert 'id="exec">/bin/sh <' in get(console, f"/containers/{CID}", html=True)
