@@ -430,3 +430,36 @@ def test_an_exec_check_names_the_executable_on_the_container_page(
     store.record(make_finding(exec_command="/bin/sh"))
     assert get(console, f"/containers/{CID}")["exec"] == "/bin/sh"
     assert 'id="exec">/bin/sh <' in get(console, f"/containers/{CID}", html=True)
+
+
+def test_a_hostile_rule_name_round_trips_through_the_form_and_the_links(
+    console: FlaskClient, store: DetectionStore, make_finding: MakeFinding
+) -> None:
+    now = datetime.now(UTC)
+    store.record_many(
+        make_finding(
+            container_id=f"{n:064x}", name=f"n{n}", rules=(QUOTED_RULE,), timestamp=now - timedelta(minutes=n)
+        )
+        for n in range(3)
+    )
+    page = get(console, "/", html=True, query_string={"rule": QUOTED_RULE, "limit": "2"})
+
+    assert "<b>bold</b>" not in page
+    assert (
+        '<option value="no &#34;quoted&#34; &#39;names&#39; &lt;/td&gt;&lt;b&gt;bold&lt;/b&gt;" selected>'
+        in page
+    )
+    older = re.search(r'<a href="([^"]+)" id="older">', page)
+    assert older is not None
+    query = urlsplit(unescape(older.group(1))).query
+    assert parse_qs(query)["rule"] == [QUOTED_RULE]
+    assert names(get(console, "/?" + query)) == ["/n2"], "the next page of the same filter"
+
+
+def test_a_rule_no_longer_in_force_stays_selectable_while_filtered_on(
+    console: FlaskClient, store: DetectionStore, make_finding: MakeFinding
+) -> None:
+    store.record(make_finding(rules=("an old rule",)))
+    page = get(console, "/", html=True, query_string={"rule": "an old rule"})
+    assert '<option value="an old rule" selected>' in page
+    assert re.findall(r'class="container-name">([^<]*)<', page) == ["web"]
