@@ -34,6 +34,7 @@ from enforcer.dockerhost.errors import EngineUnavailable
 from enforcer.dockerhost.peers import PeerFolder
 from enforcer.dockerhost.self_id import own_container_id
 from enforcer.facts.gather import FactGatherer, GatherOptions
+from enforcer.judge import guard
 from enforcer.judge.exceptions import ending_soon
 from enforcer.judge.judge import JudgeOptions
 from enforcer.judge.loader import RulesFileError
@@ -228,6 +229,9 @@ def run_check(policy: Policy, settings: Settings) -> int:
     print(f"whitelist rules ({len(policy.whitelist.rules)}) from {policy.sources['whitelist_rules'].path}")
     print(f"triggers ({len(policy.triggers)}) from {policy.sources['triggers'].path}")
     print(f"rules version {policy.version[:12]}")
+    print(f"max new stops {guard.limit_of(policy, settings.max_new_stops)}" + (
+        " (max_new_stops in the rules file)" if policy.max_new_stops is not None else " (MAX_NEW_STOPS)"
+    ))  # fmt: skip
     for warning in check_warnings(policy, settings):
         print(f"warning: {warning}")
     return EXIT_OK

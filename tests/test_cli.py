@@ -566,3 +566,21 @@ rules = [
     assert running_ids(clean_engine) == set()
     code, out, _ = run(["audit"], capsys, DOCKER_SOCKET=clean_engine.url)
     assert "made-not-run (created)" in out
+
+
+def test_check_shows_the_blast_radius_limit_and_where_it_comes_from(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = write(workdir, "mine.py", RULES)
+    assert (
+        "max new stops 7 (MAX_NEW_STOPS)"
+        in run(["check", "--rules", str(rules)], capsys, MAX_NEW_STOPS="7")[1]
+    )
+    rules.write_text(RULES + "\nmax_new_stops = 50\n")
+    assert (
+        "max new stops 50 (max_new_stops in the rules file)"
+        in run(["check", "--rules", str(rules)], capsys)[1]
+    )
+    rules.write_text(RULES + "\nmax_new_stops = 'many'\n")
+    code, _, err = run(["check", "--rules", str(rules)], capsys)
+    assert code == 2 and "`max_new_stops` must be a whole number of at least 0" in err

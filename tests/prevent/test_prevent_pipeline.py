@@ -437,3 +437,17 @@ def test_rules_see_the_check_source_as_a_plain_string_as_before(make: Any) -> No
 
     assert seen == ["event", "periodic"]
     assert all(type(source) is str for source in seen)
+
+
+def test_removals_at_create_count_for_the_stop_rate_breaker(make: Any) -> None:
+    h = make(max_stops_per_minute=1)
+    h.engine.add(BAD, "bad-1")
+    h.engine.add(GOOD, "bad-2")
+    h.prevention.check_created(BAD)
+    h.prevention.check_created(GOOD)
+
+    assert BAD not in h.engine.containers and GOOD in h.engine.containers
+    assert h.recorder.actions() == [("prevent", "prevented", "create"), ("would prevent", "held", "create")]
+    assert (h.recorder.findings[1].mode, h.recorder.findings[1].outcome_detail) == (
+        Mode.WARN, h.pipeline.breaker.detail,
+    )  # fmt: skip
