@@ -491,6 +491,12 @@ def config_json(settings: Settings, policy: Policy, host: str) -> dict[str, Any]
         kind: {"path": loaded.path, "sha256": loaded.sha256} for kind, loaded in policy.sources.items()
     }
     body["exceptions"] = page.exception_rows(policy)
+    held = policy.held
+    body["held_rules"] = (
+        None
+        if held is None
+        else {"version": held.policy.version, "new_stops": held.new_stops, "limit": held.limit}
+    )
     return body
 
 
