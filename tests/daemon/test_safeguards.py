@@ -50,6 +50,17 @@ def test_a_burst_of_violators_past_the_stop_rate_is_held_not_stopped(
     assert sum(d["outcome"].startswith("held") and d["mode"] == "WARN" for d in recorded) == BURST - RATE
 
 
+def test_start_events_past_the_stop_rate_are_held_too(daemon: DaemonFactory, containers: Containers) -> None:
+    """The event path: five violators started one after another (well within a minute) with the breaker at 2."""
+    enforcer = daemon(MAX_STOPS_PER_MINUTE="2")
+    ids = [containers.run(f"bad-{n}") for n in range(5)]
+    for n in range(5):
+        enforcer.wait_for_violation(f"bad-{n}", HELD_WITHIN_S)
+    outcomes = [str(v.get("outcome")).split(":")[0] for v in enforcer.violations()]
+    assert sorted(outcomes) == ["held", "held", "held", "stopped", "stopped"]
+    assert sum(containers.running(cid) for cid in ids) == 3
+
+
 VICTIMS = 20
 VICTIM_RULES = """
 rules = [
