@@ -154,6 +154,12 @@ class DockerHost:
         with translated(f"inspect image {image_id[:19]}"):
             return self._api.inspect_image(image_id)
 
+    def inspect_exec_with_container(self, exec_id: str, cid: str) -> tuple[Json, Json]:
+        """The exec's inspect and its container's: the container's request is sent first, so with the fast
+        path both are on their way before either answer is read (one round trip on the exec check's path)."""
+        container = self.inspect_soon(cid)
+        return self.inspect_exec(exec_id), container()
+
     def inspect_exec(self, exec_id: str) -> Json:
         """`GET /exec/{id}/json`: ProcessConfig (entrypoint, arguments, user, privileged, tty), ContainerID."""
         if self._fast is not None:

@@ -114,9 +114,15 @@ class FactGatherer:
 
     # -- params cache ------------------------------------------------------------------------------------
     def params(
-        self, cid: str, summary: Mapping[str, Any] | None = None, fresh: bool = False, keep: bool = True
+        self,
+        cid: str,
+        summary: Mapping[str, Any] | None = None,
+        fresh: bool = False,
+        keep: bool = True,
+        inspect: Callable[[], Json] | None = None,
     ) -> Json:
-        """Inspect data, from the cache unless `fresh`; `keep=False` leaves the cache as it was."""
+        """Inspect data, from the cache unless `fresh`; `keep=False` leaves the cache as it was; `inspect`
+        asks the engine in place of `host.inspect`."""
         if self.options.disable_params:
             return params_from_summary(summary or {"Id": cid})
         if self.options.cache_params and not fresh:
@@ -124,7 +130,7 @@ class FactGatherer:
                 cached = self._params.get(cid)
             if cached is not None:
                 return cached
-        params = self.host.inspect(cid)
+        params = inspect() if inspect is not None else self.host.inspect(cid)
         if self.options.cache_params and keep:
             with self._lock:
                 self._params[cid] = params
@@ -218,8 +224,15 @@ class FactGatherer:
     def exec_session(self, cid: str, exec_id: str, source: str = "exec") -> Container | None:
         """The facts of a check of one `docker exec` session: the container's with `exec` set; None when the
         exec is the container's own healthcheck (never judged)."""
-        raw = self.host.inspect_exec(exec_id)
-        params = self.params(cid)
+        sent: list[Json] = []
+
+        def both() -> Json:  # a container not cached: both requests go out before either answer is read
+            raw, params = self.host.inspect_exec_with_container(exec_id, cid)
+            sent.append(raw)
+            return params
+
+        params = self.params(cid, inspect=both)
+        raw = sent[0] if sent else self.host.inspect_exec(exec_id)
         if is_healthcheck(raw, params):
             return None
         user = str((params.get("Config") or {}).get("User") or "")

@@ -69,8 +69,9 @@ def test_privileged_and_root_execs_stop_the_container_in_kill_mode(
 def test_exec_without_user_runs_as_the_container_user(
     engine: Engine, daemon: DaemonFactory, containers: Containers
 ) -> None:
-    """No `-u`: the exec runs as Config.User, as the engine does; a container running as root is flagged."""
-    enforcer = daemon(EXEC_RULES, MODE="WARN", RUN_EXEC_EVENTS="true")
+    """No `-u`: the exec runs as Config.User, as the engine does; a container running as root is flagged.
+    Without start events nothing has the containers' inspect yet: it is asked for with the exec's."""
+    enforcer = daemon(EXEC_RULES, MODE="WARN", RUN_EXEC_EVENTS="true", RUN_START_EVENTS="false")
     as_1000 = containers.run("user-1000", user="1000")
     as_root = containers.run("user-root")
 

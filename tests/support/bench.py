@@ -155,9 +155,13 @@ class Reference(Contender):
         self.engine = engine
         self.proc: subprocess.Popen[str] | None = None
 
+    def command(self) -> list[str]:
+        """The loop's command line; it prints "ready" once its event stream is open."""
+        return [sys.executable, "-m", "support.bench", "kill-reference", str(self.engine.socket)]
+
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "support.bench", "kill-reference", str(self.engine.socket)],
+            self.command(),
             stdout=subprocess.PIPE,
             text=True,
             env=reference_env(),
