@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import STATE_STOPPED
 
 from enforcer.dockerhost.errors import EngineError
 from enforcer.facts.gather import FactGatherer
@@ -90,13 +91,15 @@ class SampleJob:
         try:
             self.sampler.sample()
         finally:
-            self._next(max(datetime.now(UTC), began + self.interval))
+            # Not while shutting down: add_job would wait for the lock that a waiting shutdown holds.
+            if self.scheduler.state != STATE_STOPPED:
+                self._next(max(datetime.now(UTC), began + self.interval))
 
     def _next(self, when: datetime) -> None:
         with suppress(SchedulerNotRunningError):  # stopping
-            self.scheduler.add_job(
-                self._run, "date", run_date=when, id=JOB_ID, replace_existing=True, misfire_grace_time=None
-            )
+            # A fresh id each time: the scheduler removes a date job once it has run, by its id, and could
+            # otherwise remove the next one with it.
+            self.scheduler.add_job(self._run, "date", run_date=when, name=JOB_ID, misfire_grace_time=None)
 
 
 def schedule(scheduler: BackgroundScheduler, sampler: Sampler, interval_s: int) -> SampleJob:

@@ -3,6 +3,7 @@ rule errors, containers gone, WARN mode and rules left out of the policy."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -153,3 +154,68 @@ def test_without_timed_rules_a_round_costs_nothing_and_ends_what_was_open(world:
     listed = gatherer.listed
     assert not sampler.sample()
     assert gatherer.listed == listed and episodes.all() == []
+
+
+def test_rounds_follow_each_other_one_interval_apart_or_at_once_when_one_ran_longer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from enforcer.sources.samples import schedule
+
+    class Slow:
+        def __init__(self) -> None:
+            self.starts: list[float] = []
+            self.running = 0
+            self.overlapped = False
+
+        def sample(self) -> bool:
+            self.overlapped |= self.running > 0
+            self.running += 1
+            self.starts.append(time.monotonic())
+            time.sleep(1.5 if len(self.starts) == 2 else 0.1)  # the second round outlasts the interval
+            self.running -= 1
+            return True
+
+    slow, scheduler = Slow(), BackgroundScheduler(timezone="UTC")
+    schedule(scheduler, slow, 1)  # type: ignore[arg-type]
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(slow.starts) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        scheduler.shutdown(wait=False)
+        while slow.running:
+            time.sleep(0.05)
+    gaps = [b - a for a, b in zip(slow.starts, slow.starts[1:], strict=False)]
+    assert len(gaps) >= 3 and not slow.overlapped
+    assert 0.9 <= gaps[0] <= 1.3  # one interval
+    assert 1.45 <= gaps[1] <= 1.8  # the long round: the next one at once, not a whole interval later
+    assert 0.9 <= gaps[2] <= 1.3
+    assert not [r for r in caplog.records if "skipped" in r.getMessage()]
+
+
+def test_rounds_go_on_when_a_round_returns_at_once() -> None:
+    """A round without timed rules returns at once: the next one still comes."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from enforcer.sources.samples import schedule
+
+    class Quick:
+        rounds = 0
+
+        def sample(self) -> bool:
+            self.rounds += 1
+            return False
+
+    quick, scheduler = Quick(), BackgroundScheduler(timezone="UTC")
+    schedule(scheduler, quick, 1)  # type: ignore[arg-type]
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 8
+        while quick.rounds < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        scheduler.shutdown(wait=False)
+    assert quick.rounds >= 4
