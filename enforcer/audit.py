@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from enforcer.facts.container import NO_IMAGE_INFO, Container
-from enforcer.facts.gather import FactGatherer, start_key
+from enforcer.facts.gather import FactGatherer, Progress, start_key
 from enforcer.judge.judge import Judgement, JudgeOptions, judge
 from enforcer.judge.policy import Policy
 from enforcer.judge.verdict import Verdict
@@ -25,21 +25,24 @@ def audit_engine(
     options: JudgeOptions,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> list[Verdict]:
-    """Running containers with all their facts, then those created and never started, on their params (rules
-    that need metrics or position are left for their start, as at a create event); the image of each is
-    fetched when a rule reads it, once per image."""
-    containers = gatherer.all_running("audit", on_progress) + gatherer.all_created("audit")
-    return [_judged(container, policy, options, gatherer) for container in containers]
+    """Running containers judged concurrently, each fact a rule reads gathered for it (stats only for rules
+    that read metrics; the image once per image), then those created and never started, on their params
+    (rules that need metrics or position are left for their start, as at a create event)."""
+    running = gatherer.all_running("audit", metrics=False)
+    progress = Progress(on_progress, len(running))
+
+    def judged(container: Container) -> Verdict:
+        verdict = _judged(container, policy, options, gatherer)
+        progress.one_done()
+        return verdict
+
+    verdicts = gatherer.each(judged, running)
+    created = gatherer.each(lambda c: _judged(c, policy, options, gatherer), gatherer.all_created("audit"))
+    return [verdict for verdict in verdicts + created if verdict is not None]
 
 
 def _judged(container: Container, policy: Policy, options: JudgeOptions, gatherer: FactGatherer) -> Verdict:
-    judgement = Judgement(policy.rules, policy.whitelist, options)
-    verdict = judgement.run(container)
-    while verdict is None:
-        assert judgement.needs is not None
-        container = gatherer.complete(container, judgement.needs)
-        verdict = judgement.run(container)
-    return verdict
+    return Judgement(policy.rules, policy.whitelist, options).until_done(container, gatherer.complete)
 
 
 def _json_objects(path: Path, what: str) -> list[dict[str, Any]]:

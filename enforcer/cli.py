@@ -43,6 +43,7 @@ from enforcer.judge.probe import reads_exec
 from enforcer.judge.rules import Remedy, Rule
 from enforcer.judge.verdict import Verdict
 from enforcer.settings import IGNORED_VARIABLES, Mode, Settings, SettingsError
+from enforcer.tuning import open_files_for
 from enforcer.units import text_duration
 
 log = logging.getLogger("enforcer.cli")
@@ -320,6 +321,7 @@ def run_audit(args: argparse.Namespace, settings: Settings, policy: Policy) -> i
             print(f"docker-enforcer: {exc}", file=sys.stderr)
             return EXIT_USAGE
     else:
+        open_files_for(settings.engine_concurrency)
         try:
             host = connect(
                 settings.docker_socket,
@@ -330,7 +332,11 @@ def run_audit(args: argparse.Namespace, settings: Settings, policy: Policy) -> i
             gatherer = FactGatherer(
                 host,
                 GatherOptions(
-                    False, settings.disable_params, settings.disable_metrics, settings.owner_label_chain
+                    False,
+                    settings.disable_params,
+                    settings.disable_metrics,
+                    settings.owner_label_chain,
+                    settings.engine_concurrency,
                 ),
             )
             try:

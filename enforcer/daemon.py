@@ -53,7 +53,7 @@ from enforcer.sources.sweeps import Sweeper, request_sweep, schedule
 from enforcer.status import Health
 from enforcer.sustained import Sustained
 from enforcer.systemd_notify import notify
-from enforcer.tuning import apply_niceness, freeze_startup_objects
+from enforcer.tuning import apply_niceness, freeze_startup_objects, open_files_for
 
 log = logging.getLogger("enforcer.daemon")
 HEALTH_INTERVAL_S = 5
@@ -132,6 +132,7 @@ class Daemon:
         sys.setswitchinterval(0.0005)
         s = self.settings
         apply_niceness(s.nice)  # before any thread starts: they inherit it
+        open_files_for(2 * s.engine_concurrency)  # the sweep's checks and the gatherer's pool
         log.info(
             "docker-enforcer %s starting: mode=%s socket=%s events=%s sweeps=%s interval=%ss rules version %s",
             __version__, s.mode, s.docker_socket, s.run_start_events, s.run_periodic, s.check_interval_s,
@@ -195,7 +196,10 @@ class Daemon:
     def _start_enforcing(self, host: DockerHost) -> None:
         s = self.settings
         self.gatherer = FactGatherer(
-            host, GatherOptions(s.cache_params, s.disable_params, s.disable_metrics, s.owner_label_chain)
+            host,
+            GatherOptions(
+                s.cache_params, s.disable_params, s.disable_metrics, s.owner_label_chain, s.engine_concurrency
+            ),
         )
         own = own_container_id()
         if own:

@@ -182,11 +182,7 @@ class Pipeline:
         """Judge `container`; a fact a rule needs is gathered before the judgement goes on (judging does no
         I/O: metrics and position are fetched only for a rule that reads them)."""
         judgement = Judgement(policy.instant_rules, policy.whitelist, self.options)
-        verdict = judgement.run(container)
-        while verdict is None:
-            assert judgement.needs is not None
-            container = self.gatherer.complete(container, judgement.needs)
-            verdict = judgement.run(container)
+        verdict = judgement.until_done(container, self.gatherer.complete)
         self.errors.note(verdict, policy.version)
         return verdict
 

@@ -397,6 +397,13 @@ class Settings:
     docker_req_timeout_s: int = setting(
         "DOCKER_REQ_TIMEOUT_S", 30, _positive, "timeout of one request to the engine"
     )
+    engine_concurrency: int = setting(
+        "ENGINE_CONCURRENCY",
+        512,
+        _positive,
+        "engine requests a sweep, a round of samples or an audit has in flight at once: one per running "
+        "container, up to this many",
+    )
     cache_params: bool = setting(
         "CACHE_PARAMS",
         True,

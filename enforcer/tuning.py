@@ -1,4 +1,5 @@
-"""Process tuning for the race against `docker run`: CPU priority and garbage collection pauses.
+"""Process tuning for the race against `docker run`: CPU priority and garbage collection pauses; and room for
+a connection per engine request in flight (open files).
 
 Prevention has a millisecond or two between the engine's create event and the client's start request. On a
 busy host the enforcer's threads then wait for a CPU behind the engine and the client: on the prevention
@@ -12,6 +13,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import resource
 from pathlib import Path
 
 log = logging.getLogger("enforcer.tuning")
@@ -58,3 +60,28 @@ def freeze_startup_objects() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+# Files open besides the engine connections of the pools: the event stream, the API's, the store, logs.
+OTHER_FILES = 128
+
+
+def open_files_for(connections: int) -> None:
+    """Raise the soft limit of open files to the hard one, as Go programs (dockerd among them) do, when
+    `connections` (one per engine request in flight: ENGINE_CONCURRENCY per pool) and the rest would not fit;
+    a warning names the fix when even the hard limit is too low."""
+    needed = connections + OTHER_FILES
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    except (ValueError, OSError) as exc:
+        log.debug("could not raise the open files limit: %s", exc)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        log.warning(
+            "open files are limited to %d, fewer than the %d that ENGINE_CONCURRENCY may need: lower it, or "
+            "raise the limit (docker run: `--ulimit nofile=%d`; systemd: LimitNOFILE=%d)",
+            soft, needed, needed, needed,
+        )  # fmt: skip

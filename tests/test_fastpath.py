@@ -139,3 +139,25 @@ def test_closing_the_event_stream_unblocks_its_reader(fast: FastPath) -> None:
     stream.close()
     reader.join(5)
     assert not reader.is_alive() and got == []
+
+
+def test_stats_are_one_shot_and_a_gone_container_is_container_gone(
+    fast: FastPath, run_container: RunContainer
+) -> None:
+    """One sample, not two: the engine leaves precpu_stats empty (FACTS.md) and answers on its next tick."""
+    stats = fast.stats(run_container())
+    assert stats["memory_stats"]["usage"] > 0
+    assert stats["cpu_stats"]["system_cpu_usage"] > 0
+    assert not stats["precpu_stats"].get("system_cpu_usage")
+    with pytest.raises(ContainerGone, match="stats no-such-cont"):
+        fast.stats("no-such-container")
+
+
+def test_an_engine_before_api_1_41_is_asked_for_stats_without_one_shot() -> None:
+    url = "unix:///nowhere/docker.sock"  # nothing is sent
+    assert [FastPath(url, v, 30)._one_shot for v in ("1.40", "1.41", "1.43", "x")] == [
+        False,
+        True,
+        True,
+        False,
+    ]

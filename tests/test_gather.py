@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,6 +85,9 @@ class FakeHost:
         if cid in self.gone:
             raise ContainerGone(f"stats {cid[:12]}: No such container")
         return copy.deepcopy(self.stats_sample)
+
+    def list_created(self) -> list[dict[str, Any]]:
+        return []
 
     def image_tags(self, image_id: str) -> list[str]:
         return ["busybox:latest"]
@@ -194,12 +198,7 @@ def test_disable_metrics_never_asks_for_stats(fake: FakeHost) -> None:
 
 def judged(gatherer: FactGatherer, c: Container, rules: list[Rule], **options: Any) -> Verdict:
     """As the pipeline judges: each fact a rule needs gathered before the judgement goes on."""
-    judgement = Judgement(rules, NO_WHITELIST, JudgeOptions(**options))
-    verdict = judgement.run(c)
-    while verdict is None:
-        assert judgement.needs is not None
-        verdict = judgement.run(c := gatherer.complete(c, judgement.needs))
-    return verdict
+    return Judgement(rules, NO_WHITELIST, JudgeOptions(**options)).until_done(c, gatherer.complete)
 
 
 def test_one_container_fetches_metrics_and_position_only_when_a_rule_reads_them(
@@ -412,3 +411,90 @@ def test_many_containers_are_gathered_together(live: FactGatherer, run_container
     assert [c.cid for c in containers] == ids
     assert all(c.metrics["memory_stats"]["usage"] > 0 for c in containers)
     assert elapsed < 10, f"gathering 12 containers with metrics took {elapsed:.1f} s"
+
+
+# -- many containers: requests in flight, stats only for rules that read them ---------------------------------
+def many(count: int) -> list[dict[str, Any]]:
+    """`count` copies of a captured container, each with its own id, name and start time."""
+    base = captured()[0]
+    out = []
+    for n in range(count):
+        c = copy.deepcopy(base)
+        c["Id"], c["Name"] = f"{n:064x}", f"/many-{n:03d}"
+        c["State"]["StartedAt"] = f"2026-12-01T10:{n // 60:02d}:{n % 60:02d}Z"
+        out.append(c)
+    return out
+
+
+class SlowStats(FakeHost):
+    """Stats that take a while, as the engine's wait for its next tick: counts the requests in flight at once."""
+
+    def __init__(self, containers: list[dict[str, Any]], expect: int) -> None:
+        super().__init__(containers)
+        self.expect = expect  # the requests in flight that end the wait at once
+        self.lock = threading.Condition()
+        self.in_flight = self.most = 0
+
+    def stats(self, cid: str) -> dict[str, Any]:
+        with self.lock:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+            self.lock.notify_all()
+            self.lock.wait_for(lambda: self.most >= self.expect, timeout=5)
+        try:
+            return super().stats(cid)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+@pytest.mark.parametrize(("count", "ceiling", "most"), [(150, 256, 150), (60, 16, 16), (5, 256, 5)])
+def test_stats_requests_in_flight_follow_the_containers_up_to_the_ceiling(
+    count: int, ceiling: int, most: int
+) -> None:
+    host = SlowStats(many(count), expect=most)
+    gatherer = FactGatherer(host, GatherOptions(concurrency=ceiling))  # type: ignore[arg-type]
+    try:
+        containers = gatherer.all_running("periodic")
+        assert host.most == most
+        assert [c.name for c in containers] == [f"many-{n:03d}" for n in range(count)]
+        audit_engine(gatherer, policy(MEMORY_USAGE), JudgeOptions())
+        assert host.most == most and host.calls["stats"] == 2 * count
+    finally:
+        gatherer.close()
+
+
+def test_without_a_rule_reading_metrics_no_stats_are_asked_for(fake: FakeHost) -> None:
+    for gatherer in gatherer_for(fake):
+        containers = gatherer.all_running("periodic", metrics=False)
+        verdicts = [judged(gatherer, c, [MEMORY_LIMIT, OWNER_LABEL]) for c in containers]
+        assert fake.calls == {"list": 1, "inspect": 3, "stats": 0}
+        assert [v.reasons for v in verdicts] == [
+            ["must have memory limit"],
+            ["must have an owner label"],
+            ["must have memory limit"],
+        ]
+        audit_engine(gatherer, policy(MEMORY_LIMIT, THIRD), JudgeOptions(stop_on_first_violation=False))
+        assert fake.calls["stats"] == 0
+        flagged = [judged(gatherer, c, [MEMORY_USAGE]).reasons for c in containers]
+        assert flagged == [[], [], []] and fake.calls["stats"] == 3
+
+
+def test_metrics_gathered_for_a_rule_come_with_cpu_since_the_previous_sample(fake: FakeHost) -> None:
+    cpu_now = Rule("cpu", lambda c: c.cpu_percent > 1000)
+    for gatherer in gatherer_for(fake):
+        first = gatherer.all_running("periodic", metrics=False)[0]
+        assert len(gatherer.cpu) == 0
+        judged(gatherer, first, [cpu_now])
+        assert len(gatherer.cpu) == 1  # kept, as a sweep with metrics keeps it
+        gatherer.keep_only([])
+        assert len(gatherer.cpu) == 0
+
+
+def test_image_names_are_kept_only_for_images_in_use(fake: FakeHost) -> None:
+    for gatherer in gatherer_for(fake):
+        by_id = {"Config": {"Image": "sha256:" + "1" * 64}, "Image": "sha256:" + "1" * 64}
+        assert gatherer.image_name(by_id) == "busybox:latest"
+        assert len(gatherer._image_tags) == 1
+        gatherer.all_running("periodic")  # no running container was created from that id
+        assert len(gatherer._image_tags) == 0

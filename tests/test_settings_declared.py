@@ -29,6 +29,7 @@ PUBLIC_KEYS = {
     "catch_up_sweep",
     "docker_socket",
     "docker_req_timeout_s",
+    "engine_concurrency",
     "docker_tls_verify",
     "cache_params",
     "disable_params",

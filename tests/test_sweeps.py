@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 from typing import Any, cast
 
 import pytest
@@ -22,7 +23,7 @@ class Containers:
     def __init__(self, count: int) -> None:
         self.count = count
 
-    def all_running(self, source: str) -> list[Any]:
+    def all_running(self, source: str, metrics: bool = True) -> list[Any]:
         return [object() for _ in range(self.count)]
 
     def keep_only(self, cids: Any) -> None:
@@ -43,7 +44,11 @@ class Blocking:
 
 def sweeper(gatherer: Any, pipeline: Any, health: Health) -> Sweeper:
     return Sweeper(
-        Settings(), cast(FactGatherer, gatherer), cast(Pipeline, pipeline), health, Metrics("WARN")
+        replace(Settings(), engine_concurrency=32),
+        cast(FactGatherer, gatherer),
+        cast(Pipeline, pipeline),
+        health,
+        Metrics("WARN"),
     )
 
 
@@ -75,10 +80,59 @@ def test_a_sweep_cut_short_by_the_stop_ends_quietly_and_is_not_shown_running(
 
 def test_an_unexpected_error_is_raised_and_the_sweep_not_left_running() -> None:
     class Broken(Containers):
-        def all_running(self, source: str) -> list[Any]:
+        def all_running(self, source: str, metrics: bool = True) -> list[Any]:
             raise ValueError("a bug")
 
     health = Health()
     with pytest.raises(ValueError, match="a bug"):
         sweeper(Broken(0), Blocking(), health).sweep()
     assert health.snapshot().sweep_running_since is None
+
+
+class Counting:
+    """A pipeline whose checks wait a while, as a check whose stats wait for the engine's tick: counts the
+    checks in flight at once."""
+
+    def __init__(self, expect: int) -> None:
+        self.expect = expect
+        self.lock = threading.Condition()
+        self.in_flight = self.most = 0
+
+    def check_container(self, container: Any, source: Any) -> None:
+        with self.lock:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+            self.lock.notify_all()
+            self.lock.wait_for(lambda: self.most >= self.expect, timeout=5)
+            self.in_flight -= 1
+
+    def swept(self, running: Any, began: Any) -> None: ...
+
+
+@pytest.mark.parametrize(("count", "ceiling", "most"), [(120, 256, 120), (120, 32, 32)])
+def test_checks_in_flight_follow_the_containers_up_to_engine_concurrency(
+    count: int, ceiling: int, most: int
+) -> None:
+    class Found(Containers):
+        def all_running(self, source: str, metrics: bool = True) -> list[Any]:
+            assert not metrics  # gathered for the rules that read them, by the checks
+            return [Cid(str(n)) for n in range(self.count)]
+
+    pipeline = Counting(most)
+    sweeps = Sweeper(
+        replace(Settings(), engine_concurrency=ceiling),
+        cast(FactGatherer, Found(count)),
+        cast(Pipeline, pipeline),
+        Health(),
+        Metrics("WARN"),
+    )
+    try:
+        assert sweeps.sweep()
+        assert pipeline.most == most
+    finally:
+        sweeps.close()
+
+
+class Cid:
+    def __init__(self, cid: str) -> None:
+        self.cid = cid

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from enforcer import tuning
-from enforcer.tuning import apply_niceness
+from enforcer.tuning import apply_niceness, open_files_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,3 +70,44 @@ def test_a_priority_already_in_force_is_not_asked_for_again(
 def test_without_nice_the_priority_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tuning.os, "setpriority", lambda *a: pytest.fail("setpriority called"))
     apply_niceness(None)
+
+
+class Limits:
+    """RLIMIT_NOFILE as getrlimit/setrlimit see it, the hard limit enforced as the kernel does."""
+
+    def __init__(self, soft: int, hard: int) -> None:
+        self.soft, self.hard = soft, hard
+
+    def get(self, which: int) -> tuple[int, int]:
+        return self.soft, self.hard
+
+    def set(self, which: int, limits: tuple[int, int]) -> None:
+        if limits[0] > self.hard:
+            raise ValueError("not allowed to raise maximum limit")
+        self.soft, self.hard = limits
+
+
+@pytest.mark.parametrize(
+    ("soft", "hard", "connections", "after", "warned"),
+    [
+        (1024, 524288, 512, 1024, False),  # fits: left alone
+        (1024, 524288, 2048, 524288, False),  # raised to the hard limit
+        (1024, 1500, 2048, 1500, True),  # raised, still too low: the fix is named
+    ],
+)
+def test_the_open_files_limit_is_raised_when_the_connections_would_not_fit(
+    soft: int,
+    hard: int,
+    connections: int,
+    after: int,
+    warned: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    limits = Limits(soft, hard)
+    monkeypatch.setattr(tuning.resource, "getrlimit", limits.get)
+    monkeypatch.setattr(tuning.resource, "setrlimit", limits.set)
+    caplog.set_level(logging.WARNING, logger="enforcer.tuning")
+    open_files_for(connections)
+    assert (limits.soft, limits.hard) == (after, hard)
+    assert ("ENGINE_CONCURRENCY" in caplog.text) is warned

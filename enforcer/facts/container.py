@@ -185,6 +185,7 @@ class Container:
         metrics: Mapping[str, Any] | Missing | None = None,
         position: int | Missing | None = None,
         image_info: Mapping[str, Any] | Missing | None = None,
+        cpu_percent: float | None = None,
     ) -> Container:
         """A copy with the facts given (the others as they are)."""
         return Container(
@@ -195,7 +196,7 @@ class Container:
             check_source=self.check_source,
             owner=self.owner,
             image=self.image,
-            cpu_percent=self._cpu_percent,
+            cpu_percent=self._cpu_percent if cpu_percent is None else cpu_percent,
             checked_at=self._checked_at,
             exec=self.exec,
             image_info=self._image_info if image_info is None else image_info,

@@ -5,8 +5,11 @@ All of it before judging: a sweep gathers params, metrics and position of every 
 check gathers params, and metrics or position only when a rule reads them; the image only when a rule reads
 it, on any check (the judge stops and says which, see `judge.Judgement`).
 
-Facts for many containers are fetched concurrently over a bounded pool: the engine answers every pending
-one-shot stats request on the same 1-second tick, so 100 containers cost about one tick, not 100.
+Facts for many containers are fetched concurrently, one request in flight per container up to
+ENGINE_CONCURRENCY: the engine answers every pending one-shot stats request on the same 1-second tick, so 500
+containers cost about one tick, not 500, nor 500 divided by a fixed pool's size. The pools start their threads
+as the work needs them (a round of cached inspects needs few) and keep them, each with its kept-alive
+connection, for the next round.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from enforcer.facts.images import ImageCache
 from enforcer.facts.usage import CpuHistory
 
 log = logging.getLogger(__name__)
-MAX_FANOUT = 100
+MAX_FANOUT = 512  # ENGINE_CONCURRENCY's default
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class GatherOptions:
     disable_params: bool = False
     disable_metrics: bool = False
     owner_labels: tuple[str, ...] = ()  # OWNER_LABELS
+    concurrency: int = MAX_FANOUT  # ENGINE_CONCURRENCY: requests in flight at once, at most
 
 
 def params_from_summary(summary: Mapping[str, Any]) -> Json:
@@ -92,6 +96,23 @@ def is_healthcheck(exec_inspect: Mapping[str, Any], params: Mapping[str, Any]) -
     )
 
 
+class Progress:
+    """Items done of a total, told to a callback as (done, total) after each; thread-safe."""
+
+    def __init__(self, report: Callable[[int, int], None] | None, total: int) -> None:
+        self._report = report
+        self._total = total
+        self._done = 0
+        self._lock = threading.Lock()
+
+    def one_done(self) -> None:
+        if self._report is None:
+            return
+        with self._lock:
+            self._done += 1
+            self._report(self._done, self._total)
+
+
 METRICS_BEFORE_START = Missing("metrics", why="metrics are not known before the container starts")
 POSITION_BEFORE_START = Missing("position", why="position is not known before the container starts")
 
@@ -107,7 +128,7 @@ class FactGatherer:
         self._image_tags: dict[str, str] = {}
         self.cpu = CpuHistory()  # the previous stats sample of each running container, for cpu_percent
         self.images = ImageCache(lambda image_id: self.host.inspect_image(image_id))
-        self._pool = ThreadPoolExecutor(max_workers=MAX_FANOUT, thread_name_prefix="facts")
+        self._pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="facts")
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -180,10 +201,16 @@ class FactGatherer:
                 self._image_tags[image] = known
         return known
 
+    def _keep_image_names(self, in_use: set[str]) -> None:
+        """Forget the names of image ids no running container was created from."""
+        with self._lock:
+            for image in [image for image in self._image_tags if image not in in_use]:
+                del self._image_tags[image]
+
     def running_order(self) -> list[str]:
         """Ids of running containers ordered by State.StartedAt."""
         summaries = self.host.list_running()
-        keys = self._map(lambda s: (self.start_key_of(s), s["Id"]), summaries)
+        keys = self.each(lambda s: (self.start_key_of(s), s["Id"]), summaries)
         return [cid for _, cid in sorted(k for k in keys if k is not None)]
 
     def start_key_of(self, summary: Json) -> tuple[str, str]:
@@ -242,7 +269,8 @@ class FactGatherer:
         """`container` with `fact` ("metrics", "position" or "image_info") gathered.
 
         A fact the engine fails to give is kept as that failure: the rules that read it get it as their error,
-        as they did when they fetched the fact themselves."""
+        as they did when they fetched the fact themselves. Metrics come with `cpu_percent` since the
+        container's previous sample, as in `all_running`."""
         fetch: dict[str, Callable[[], Any]] = {
             "metrics": lambda: self.metrics(container.cid),
             "position": lambda: self.position_of(container.cid),
@@ -252,6 +280,9 @@ class FactGatherer:
             value: Any = fetch[fact]()
         except Exception as exc:  # noqa: BLE001 - a value for the rules that read it, never a crash here
             value = Missing(fact, failure=exc)
+        if fact == "metrics":
+            cpu = self.cpu_since_last(container.params, value, usage.now())
+            return container.with_facts(metrics=value, cpu_percent=cpu)
         return container.with_facts(**{fact: value})
 
     def before_start(self, cid: str, params: Json, source: str = "event") -> Container:
@@ -268,49 +299,51 @@ class FactGatherer:
         )
 
     def all_running(
-        self, source: str, on_progress: Callable[[int, int], None] | None = None
+        self,
+        source: str,
+        on_progress: Callable[[int, int], None] | None = None,
+        metrics: bool = True,
     ) -> list[Container]:
-        """Facts of every running container, fetched concurrently; containers that vanish are skipped."""
-        summaries = self.host.list_running()
-        total = len(summaries)
-        done = [0]
-        done_lock = threading.Lock()
+        """Facts of every running container, fetched concurrently; containers that vanish are skipped.
 
-        def fetch(summary: Json) -> tuple[Json, Json] | None:
+        With `metrics` off, metrics are left to be gathered for the rules that read them (`complete`): a
+        sweep whose rules read none asks the engine for no stats."""
+        summaries = self.host.list_running()
+        progress = Progress(on_progress, len(summaries))
+
+        def fetch(summary: Json) -> tuple[Json, Json | Missing] | None:
             cid = summary["Id"]
             params = self.params(cid, summary)
-            metrics = self.metrics(cid)
-            if on_progress:
-                with done_lock:
-                    done[0] += 1
-                    on_progress(done[0], total)
-            return params, metrics
+            stats: Json | Missing = self.metrics(cid) if metrics else Missing("metrics")
+            progress.one_done()
+            return params, stats
 
-        fetched = [f for f in self._map(fetch, summaries) if f is not None]
+        fetched = [f for f in self.each(fetch, summaries) if f is not None]
         fetched.sort(key=lambda pm: start_key(pm[0]))
         self.images.keep_only(str(params.get("Image") or "") for params, _ in fetched)
+        self._keep_image_names({str((p.get("Config") or {}).get("Image") or "") for p, _ in fetched})
         now = usage.now()
         return [
             Container(
                 params["Id"],
                 params,
-                metrics=metrics,
+                metrics=stats,
                 position=index,
                 check_source=source,
                 owner_labels=self.options.owner_labels,
                 image=self.image_name(params),
-                cpu_percent=self.cpu_since_last(params, metrics, now),
+                cpu_percent=self.cpu_since_last(params, stats, now),
                 checked_at=now,
                 image_info=Missing("image_info"),
             )
-            for index, (params, metrics) in enumerate(fetched)
+            for index, (params, stats) in enumerate(fetched)
         ]
 
     def all_running_params(self, source: str) -> list[Container]:
         """Every running container on its params and position alone (what a rules version would do to them,
         without waiting for stats): rules that read other facts are deferred."""
         summaries = self.host.list_running()
-        fetched = [p for p in self._map(lambda s: self.params(s["Id"], s), summaries) if p is not None]
+        fetched = [p for p in self.each(lambda s: self.params(s["Id"], s), summaries) if p is not None]
         fetched.sort(key=start_key)
         return [
             Container(
@@ -326,9 +359,11 @@ class FactGatherer:
             for index, params in enumerate(fetched)
         ]
 
-    def cpu_since_last(self, params: Json, metrics: Json, now: datetime) -> float | None:
+    def cpu_since_last(
+        self, params: Mapping[str, Any], metrics: Mapping[str, Any] | Missing, now: datetime
+    ) -> float | None:
         """CPU % since this container's previous sample (or its start); None without stats."""
-        if not metrics.get("cpu_stats"):
+        if isinstance(metrics, Missing) or not metrics.get("cpu_stats"):
             return None
         cid = str(params.get("Id", ""))
         if self.cpu.restarted(cid, metrics):
@@ -344,15 +379,16 @@ class FactGatherer:
     def all_created(self, source: str) -> list[Container]:
         """Facts of every container created and never started: params only, as at its create event."""
         summaries = self.host.list_created()
-        fetched = self._map(
+        fetched = self.each(
             lambda summary: self.params(summary["Id"], summary, fresh=True, keep=False), summaries
         )
         return [self.before_start(params["Id"], params, source) for params in fetched if params is not None]
 
-    def _map(self, fn: Callable[[Json], Any], items: list[Json]) -> list[Any]:
-        """Apply fn concurrently; a container that vanished gives None, engine trouble propagates."""
+    def each(self, fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+        """fn of every item, concurrently, in order; a container that vanished gives None, engine trouble
+        propagates."""
 
-        def guarded(item: Json) -> Any:
+        def guarded(item: Any) -> Any:
             try:
                 return fn(item)
             except ContainerGone:

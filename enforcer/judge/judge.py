@@ -132,6 +132,16 @@ class Judgement:
             tuple(self._failed.values()),
         )
 
+    def until_done(self, container: Container, gather: Callable[[Container, str], Container]) -> Verdict:
+        """The verdict, each fact a rule needs first gathered by `gather(container, fact)` (the caller's I/O,
+        not the judge's)."""
+        verdict = self.run(container)
+        while verdict is None:
+            assert self.needs is not None
+            container = gather(container, self.needs)
+            verdict = self.run(container)
+        return verdict
+
     def _exempt(self, container: Container) -> str | None:
         """Why the whole container is skipped, or None."""
         options = self._options

@@ -44,7 +44,10 @@ class Sweeper:
         self._after_sweep = tuple(after_sweep)
         self._running = threading.Lock()
         self._again = threading.Event()
-        self._checks = ThreadPoolExecutor(max_workers=32, thread_name_prefix="sweep-check")
+        # One check in flight per container, up to ENGINE_CONCURRENCY: threads start as the checks need them.
+        self._checks = ThreadPoolExecutor(
+            max_workers=settings.engine_concurrency, thread_name_prefix="sweep-check"
+        )
         self._closed = threading.Event()
 
     def sweep(self, source: Source = Source.PERIODIC) -> bool:
@@ -65,7 +68,9 @@ class Sweeper:
         start = utcnow()
         self.health.sweep_started(start)
         try:
-            containers = self.gatherer.all_running(str(source))
+            # Metrics are gathered as the judgement of each container needs them: none for rules that read
+            # none, else one stats request per container, all in flight together.
+            containers = self.gatherer.all_running(str(source), metrics=False)
             # Kills go out concurrently: one slow stop must not hold back the rest of the sweep.
             list(self._checks.map(lambda c: self.pipeline.check_container(c, source), containers))
         except EngineError as exc:
