@@ -182,7 +182,7 @@ class Pipeline:
         """Judge `container`; a fact a rule needs is gathered before the judgement goes on (judging does no
         I/O: metrics and position are fetched only for a rule that reads them)."""
         judgement = Judgement(policy.instant_rules, policy.whitelist, self.options)
-        verdict = judgement.until_done(container, self.gatherer.complete)
+        verdict = judgement.until_done(container, lambda c, fact: self.gatherer.complete(c, fact))
         self.errors.note(verdict, policy.version)
         return verdict
 

@@ -498,3 +498,32 @@ def test_image_names_are_kept_only_for_images_in_use(fake: FakeHost) -> None:
         assert len(gatherer._image_tags) == 1
         gatherer.all_running("periodic")  # no running container was created from that id
         assert len(gatherer._image_tags) == 0
+
+
+class Parsed(FakeHost):
+    """Each inspect parsed from its own answer, as from the engine."""
+
+    def inspect(self, cid: str) -> dict[str, Any]:
+        return dict(json.loads(json.dumps(super().inspect(cid))))
+
+
+def test_cached_params_share_their_keys_and_short_strings_between_containers() -> None:
+    one, two = captured()[0]["Id"], captured()[1]["Id"]
+    for gatherer in gatherer_for(Parsed(captured())):
+        first, second = gatherer.params(one), gatherer.params(two)
+        assert first == captured()[0] and second == captured()[1]
+        key = next(k for k in first["HostConfig"] if k == "NetworkMode")
+        assert key is next(k for k in second["HostConfig"] if k == "NetworkMode")
+        assert first["HostConfig"]["NetworkMode"] is second["HostConfig"]["NetworkMode"]
+
+
+def test_a_task_of_the_pool_that_fans_out_again_runs_its_items_itself(fake: FakeHost) -> None:
+    """A sweep's check that needs the running order lists and orders on its own thread: a task waiting for
+    the pool's only thread would wait for itself."""
+    gatherer = FactGatherer(fake, GatherOptions(concurrency=1))  # type: ignore[arg-type]
+    try:
+        inner = gatherer.each(lambda n: gatherer.each(lambda m: m * n, [1, 2, 3]), [2])
+        assert inner == [[2, 4, 6]]
+        assert gatherer.each(lambda _: gatherer.position_of(captured()[0]["Id"]), [None]) == [0]
+    finally:
+        gatherer.close()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import replace
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import pytest
 
-from enforcer.facts.gather import FactGatherer
+from enforcer.dockerhost.client import DockerHost
+from enforcer.facts.gather import FactGatherer, GatherOptions
 from enforcer.pipeline import Pipeline
 from enforcer.report.metrics import Metrics
 from enforcer.settings import Settings
@@ -29,6 +30,10 @@ class Containers:
     def keep_only(self, cids: Any) -> None:
         list(cids)
 
+    def each(self, fn: Any, items: list[Any]) -> list[Any]:
+        with ThreadPoolExecutor(32) as pool:  # fewer workers than containers: some checks wait their turn
+            return list(pool.map(fn, items))
+
 
 class Blocking:
     """A pipeline whose checks wait until released."""
@@ -44,7 +49,7 @@ class Blocking:
 
 def sweeper(gatherer: Any, pipeline: Any, health: Health) -> Sweeper:
     return Sweeper(
-        replace(Settings(), engine_concurrency=32),
+        Settings(),
         cast(FactGatherer, gatherer),
         cast(Pipeline, pipeline),
         health,
@@ -109,30 +114,28 @@ class Counting:
     def swept(self, running: Any, began: Any) -> None: ...
 
 
-@pytest.mark.parametrize(("count", "ceiling", "most"), [(120, 256, 120), (120, 32, 32)])
+class Listed:
+    """An engine that lists `count` containers (DISABLE_PARAMS: nothing else is asked of it)."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    def list_running(self) -> list[dict[str, Any]]:
+        return [{"Id": f"{n:064x}", "Names": [f"/c{n}"]} for n in range(self.count)]
+
+
+@pytest.mark.parametrize(("count", "ceiling", "most"), [(120, 512, 120), (120, 32, 32)])
 def test_checks_in_flight_follow_the_containers_up_to_engine_concurrency(
     count: int, ceiling: int, most: int
 ) -> None:
-    class Found(Containers):
-        def all_running(self, source: str, metrics: bool = True) -> list[Any]:
-            assert not metrics  # gathered for the rules that read them, by the checks
-            return [Cid(str(n)) for n in range(self.count)]
-
-    pipeline = Counting(most)
-    sweeps = Sweeper(
-        replace(Settings(), engine_concurrency=ceiling),
-        cast(FactGatherer, Found(count)),
-        cast(Pipeline, pipeline),
-        Health(),
-        Metrics("WARN"),
+    gatherer = FactGatherer(
+        cast(DockerHost, Listed(count)), GatherOptions(disable_params=True, concurrency=ceiling)
     )
+    pipeline = Counting(most)
+    sweeps = Sweeper(Settings(), gatherer, cast(Pipeline, pipeline), Health(), Metrics("WARN"))
     try:
         assert sweeps.sweep()
         assert pipeline.most == most
     finally:
         sweeps.close()
-
-
-class Cid:
-    def __init__(self, cid: str) -> None:
-        self.cid = cid
+        gatherer.close()

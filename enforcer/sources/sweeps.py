@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import CancelledError, ThreadPoolExecutor
+from concurrent.futures import CancelledError
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from enforcer.dockerhost.errors import EngineError
+from enforcer.facts.container import Container
 from enforcer.facts.gather import FactGatherer
 from enforcer.pipeline import Pipeline
 from enforcer.record.model import Source, utcnow
@@ -44,10 +45,6 @@ class Sweeper:
         self._after_sweep = tuple(after_sweep)
         self._running = threading.Lock()
         self._again = threading.Event()
-        # One check in flight per container, up to ENGINE_CONCURRENCY: threads start as the checks need them.
-        self._checks = ThreadPoolExecutor(
-            max_workers=settings.engine_concurrency, thread_name_prefix="sweep-check"
-        )
         self._closed = threading.Event()
 
     def sweep(self, source: Source = Source.PERIODIC) -> bool:
@@ -71,8 +68,10 @@ class Sweeper:
             # Metrics are gathered as the judgement of each container needs them: none for rules that read
             # none, else one stats request per container, all in flight together.
             containers = self.gatherer.all_running(str(source), metrics=False)
-            # Kills go out concurrently: one slow stop must not hold back the rest of the sweep.
-            list(self._checks.map(lambda c: self.pipeline.check_container(c, source), containers))
+            # Checks run on the gatherer's pool, one in flight per container up to ENGINE_CONCURRENCY (one
+            # set of threads and connections for the whole daemon); kills go out concurrently: one slow stop
+            # must not hold back the rest of the sweep.
+            self.gatherer.each(lambda c: self._check(c, source), containers)
         except EngineError as exc:
             self.health.sweep_failed()
             self.metrics.sweep_failures.inc()
@@ -101,9 +100,13 @@ class Sweeper:
         for step in self._after_sweep:
             step()
 
+    def _check(self, container: Container, source: Source) -> None:
+        if self._closed.is_set():
+            raise CancelledError  # the daemon is stopping: the checks not begun are dropped
+        self.pipeline.check_container(container, source)
+
     def close(self) -> None:
         self._closed.set()
-        self._checks.shutdown(wait=False, cancel_futures=True)
 
 
 def schedule(scheduler: BackgroundScheduler, sweeper: Sweeper, settings: Settings) -> None:
