@@ -161,3 +161,11 @@ def test_an_engine_before_api_1_41_is_asked_for_stats_without_one_shot() -> None
         True,
         False,
     ]
+
+
+def test_stats_answered_empty_are_container_gone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine ends a pending stats request with an empty 200 when the container stops meanwhile."""
+    path = FastPath("unix:///nowhere/docker.sock", "1.41", 30)
+    monkeypatch.setattr(path, "request", lambda method, url, what: None)
+    with pytest.raises(ContainerGone, match="the container stopped"):
+        path.stats("c" * 64)

@@ -187,7 +187,10 @@ class FastPath:
     def stats(self, cid: str) -> Any:
         """One stats sample; `one-shot` (API 1.41 on) answers on the engine's next stats tick instead of two."""
         query = "stream=false&one-shot=true" if self._one_shot else "stream=false"
-        return self.request("GET", f"/containers/{quote(cid)}/stats?{query}", f"stats {cid[:12]}")
+        stats = self.request("GET", f"/containers/{quote(cid)}/stats?{query}", f"stats {cid[:12]}")
+        if stats is None:  # it stopped while the engine waited for its sample: an empty answer
+            raise ContainerGone(f"stats {cid[:12]}: the container stopped")
+        return stats
 
     def kill(self, cid: str) -> None:
         self.request("POST", f"/containers/{quote(cid)}/kill", f"kill {cid[:12]}")
