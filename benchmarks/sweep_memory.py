@@ -101,7 +101,7 @@ def enforcer_loop(checks: int, every: int) -> int:
     runner = threading.Thread(target=daemon.run, name="daemon")
     runner.start()
     deadline = time.monotonic() + 60
-    while daemon.status.last_sweep.end is None:  # connected, catch-up sweep done
+    while daemon.health.snapshot().last_sweep.end is None:  # connected, catch-up sweep done
         if time.monotonic() > deadline or not runner.is_alive():
             raise RuntimeError("the daemon did not start")
         time.sleep(0.05)
