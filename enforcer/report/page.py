@@ -432,7 +432,7 @@ def sweep_view(facts: PageFacts) -> dict[str, Any]:
 def outcome_class(outcome: Outcome) -> str:
     if outcome is Outcome.FAILED:
         return "bad"
-    if outcome in (Outcome.STOPPED, Outcome.PREVENTED, Outcome.ALREADY_GONE):
+    if outcome in (Outcome.STOPPED, Outcome.PREVENTED, Outcome.ALREADY_GONE, Outcome.PAUSED, Outcome.LIMITED):
         return "acted"
     return "noted"
 

@@ -63,3 +63,11 @@ def test_the_summary_says_what_happens() -> None:
     assert summary(paused, now) == "paused after 10m of violation"
     limited = Episode("c", "mem", Phase.WARNED, now, now + timedelta(hours=1), "s", action="limit")
     assert summary(limited, now) == "will be limited at 13:00 UTC unless fixed"
+
+
+def test_a_pause_or_a_limit_shows_as_acted_on_the_page() -> None:
+    from enforcer.record.model import Outcome
+    from enforcer.report.page import outcome_class
+
+    assert outcome_class(Outcome.PAUSED) == outcome_class(Outcome.LIMITED) == "acted"
+    assert outcome_class(Outcome.WARNED) == "noted"
