@@ -132,7 +132,9 @@ class Daemon:
         sys.setswitchinterval(0.0005)
         s = self.settings
         apply_niceness(s.nice)  # before any thread starts: they inherit it
-        open_files_for(s.engine_concurrency)  # the gatherer's pool: a connection per thread
+        open_files_for(
+            2 * s.engine_concurrency
+        )  # the gatherer's and the event checks' pools: a connection each
         log.info(
             "docker-enforcer %s starting: mode=%s socket=%s events=%s sweeps=%s interval=%ss rules version %s",
             __version__, s.mode, s.docker_socket, s.run_start_events, s.run_periodic, s.check_interval_s,

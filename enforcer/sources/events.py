@@ -46,8 +46,10 @@ class EventWatcher:
         metrics: Metrics,
         catch_up: Callable[[], None],
         stop: threading.Event,
-        workers: int = 32,
+        workers: int | None = None,
     ) -> None:
+        """`workers`: checks in flight at once, by default ENGINE_CONCURRENCY (threads start as a burst needs
+        them: every violator's kill goes out at once, as from a thread of its own)."""
         self.settings = settings
         self.host = host
         self.pipeline = pipeline
@@ -56,7 +58,9 @@ class EventWatcher:
         self.metrics = metrics
         self.catch_up = catch_up
         self.stop = stop
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check")
+        self._pool = ThreadPoolExecutor(
+            max_workers=workers or settings.engine_concurrency, thread_name_prefix="check"
+        )
         self._in_flight = 0
         self._idle = threading.Condition()
         self._stream: Any = None

@@ -67,7 +67,13 @@ def watcher() -> Any:
 
 def watching(settings: Settings) -> Any:
     pipeline = FakePipeline()
-    events = EventWatcher(
+    events = watcher_of(settings, pipeline, workers=2)
+    yield events, pipeline
+    events.close(wait=True)
+
+
+def watcher_of(settings: Settings, pipeline: FakePipeline, workers: int | None = None) -> EventWatcher:
+    return EventWatcher(
         settings,
         host=None,  # type: ignore[arg-type]  # _dispatch never talks to the engine
         pipeline=pipeline,  # type: ignore[arg-type]
@@ -76,10 +82,39 @@ def watching(settings: Settings) -> Any:
         metrics=Metrics("KILL"),
         catch_up=lambda: None,
         stop=threading.Event(),
-        workers=2,
+        workers=workers,
     )
-    yield events, pipeline
-    events.close(wait=True)
+
+
+class Waiting(FakePipeline):
+    """Checks that wait a while, as on a busy engine: counts the checks in flight at once."""
+
+    def __init__(self, expect: int) -> None:
+        super().__init__()
+        self.expect = expect
+        self.in_flight = self.most = 0
+        self.turn = threading.Condition()
+
+    def check(self, cid: str, source: str, event_time: float | None = None, fresh: bool = False) -> None:
+        with self.turn:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+            self.turn.notify_all()
+            self.turn.wait_for(lambda: self.most >= self.expect, timeout=5)
+            self.in_flight -= 1
+
+
+def test_a_burst_of_starts_is_checked_all_at_once_up_to_engine_concurrency() -> None:
+    """No violator's kill waits for another's check (the default pool was 32)."""
+    pipeline = Waiting(expect=60)
+    events = watcher_of(Settings(run_start_events=True), pipeline)
+    try:
+        for n in range(60):
+            events._dispatch(event(f"c{n}", nano=1_700_000_000_000_000_000 + n))
+        assert events.drain(30)
+        assert pipeline.most == 60
+    finally:
+        events.close(wait=True)
 
 
 def event(cid: str, action: str = "start", nano: int = 1_700_000_000_000_000_000) -> dict[str, Any]:
