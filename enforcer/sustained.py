@@ -111,6 +111,15 @@ class Sustained:
         assert step.episode is not None
         container = verdict.subject
         enforced = rule.effective_mode(self.pipeline.settings.mode) is Mode.KILL
+        if enforced and not self.pipeline.breaker.admit():
+            # Past the stop rate: recorded as held, the episode left due, so a later sample acts once the
+            # rate has fallen (as any other action the breaker holds back).
+            held = remedies.would(rule, container.params)
+            done = replace(held, outcome=Outcome.HELD, outcome_detail=self.pipeline.breaker.detail)
+            self.pipeline.finish(
+                replace(verdict, phase=Phase.RECORDED), policy, False, done, Source.SAMPLE, None, False
+            )
+            return
         # The phase is written before the action: a daemon that dies in between never acts twice.
         self.episodes.put(settled(step.episode, enforced, now))
         if enforced:

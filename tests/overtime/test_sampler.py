@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from enforcer.act.actions import Done
+from enforcer.breaker import StopRateBreaker
 from enforcer.dockerhost.errors import EngineUnavailable
 from enforcer.facts.container import Container
 from enforcer.facts.usage import CpuHistory
@@ -143,6 +145,38 @@ def test_warn_mode_records_the_warning_then_what_would_have_been_done_once(world
     assert recorder.findings[0].outcome_detail == "would kill at 12:00:30 UTC"
     assert [phase for phase, _, _ in told.calls] == ["warned", "recorded"]
     assert episodes.all()[0].phase is Phase.RECORDED
+
+
+def test_an_action_past_the_stop_rate_is_held_and_taken_by_a_later_sample(tmp_path: Path) -> None:
+    class Actuator:
+        def __init__(self) -> None:
+            self.stopped: list[str] = []
+
+        def stop(self, cid: str, params: Any) -> Done:
+            self.stopped.append(cid)
+            return Done(Action.KILL, Outcome.STOPPED)
+
+    in_force = PolicyInForce(Policy(RULES, Whitelist(), ()))
+    recorder, actuator, episodes = Recorder(), Actuator(), EpisodeStore(tmp_path / "state.db")
+    breaker = StopRateBreaker(1, clock=lambda: 100.0)
+    assert breaker.admit()  # the minute's one action has gone out: the next ones are held
+    pipeline = Pipeline(
+        Settings(mode=Mode.KILL), in_force, Gatherer(), actuator, recorder, Told(), Metrics("KILL"),  # type: ignore[arg-type]
+        breaker=breaker,
+    )  # fmt: skip
+    sustained = Sustained(pipeline, episodes)
+    try:
+        for second in (0, 10, 15):
+            sustained.sample(box("held-3"), in_force.get(), at(second))
+        assert actuator.stopped == []
+        assert [(f.mode, f.outcome) for f in recorder.findings] == [(Mode.WARN, Outcome.HELD)] * 2
+        assert episodes.all()[0].phase is Phase.PENDING  # still due
+        pipeline.breaker = StopRateBreaker(10)  # the rate has fallen
+        sustained.sample(box("held-3"), in_force.get(), at(20))
+        assert actuator.stopped == ["held-3" * 4]
+        assert (recorder.findings[-1].mode, recorder.findings[-1].outcome) == (Mode.KILL, Outcome.STOPPED)
+    finally:
+        episodes.close()
 
 
 def test_without_timed_rules_a_round_costs_nothing_and_ends_what_was_open(world: Any) -> None:
