@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from enforcer.act.triggers import TriggerRunner
-from enforcer.facts.container import Container
+from enforcer.facts.container import Container, ExecFacts
 from enforcer.facts.redaction import REDACTED, describe, redact, scrub_labels
 from enforcer.judge.judge import JudgeOptions, judge
 from enforcer.judge.rules import Rule, Trigger, WhitelistRule
@@ -286,3 +286,39 @@ def test_labels_naming_a_credential_are_blanked_out() -> None:
         "image.authors": "Ada",
         "oauth.key": REDACTED,
     }
+
+
+EXEC_TOKEN = "hunter2-s3cret-value"
+
+
+def exec_check() -> Container:
+    session = ExecFacts("e1", "0", False, False, ("curl", "-H", f"X-Token: {EXEC_TOKEN}"))
+    return Container(secret_container("env", "x").cid, secret_container("env", "x").params, exec=session)
+
+
+def test_rule_and_whitelist_errors_never_quote_the_arguments_of_the_exec_judged() -> None:
+    """An exec's arguments are as secret as the container's command line (only its executable is shown)."""
+    quote_token = lambda c, *_: int(c.exec.command[2].split(": ")[1])  # noqa: E731
+    v = judge(
+        exec_check(), [Rule("exec token", quote_token)], Whitelist(rules=(WhitelistRule("w", quote_token),))
+    )
+    assert [e.rule for e in v.errors] == ["exec token"] and [
+        e.whitelist_rule for e in v.whitelist_errors
+    ] == ["w"]
+    for error in (*v.errors, *v.whitelist_errors):
+        assert leaked(str(error), EXEC_TOKEN) == [] and REDACTED in str(error), error
+
+
+def test_trigger_errors_never_quote_the_arguments_of_the_exec_judged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    errors: list[str] = []
+    runner = TriggerRunner(on_error=errors.append)
+    with caplog.at_level(logging.ERROR, logger="enforcer.act.triggers"):
+        runner.submit([Trigger("t", lambda v: int(v.subject.exec.command[-1]))], Verdict(exec_check(), ()))
+        deadline = time.monotonic() + 10
+        while not errors and time.monotonic() < deadline:
+            time.sleep(0.01)
+        runner.close(wait=True)
+    (message,) = [r.getMessage() for r in caplog.records if " failed for " in r.getMessage()]
+    assert leaked(message, EXEC_TOKEN) == [] and REDACTED in message, message

@@ -28,13 +28,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Call:
-    """One call of a trigger: its argument, what the logs name it by, and the container's inspect data (for
-    redacting what an error quotes of it)."""
+    """One call of a trigger: its argument, what the logs name it by, and the container's inspect data and the
+    arguments of the exec judged, if any (for redacting what an error quotes of them)."""
 
     trigger: Trigger
     argument: Any
     about: str
     params: Mapping[str, Any] = field(default_factory=dict)
+    secret_args: tuple[str, ...] = ()
 
 
 class _Lane:
@@ -100,10 +101,11 @@ class TriggerRunner:
     def submit(self, triggers: Sequence[Trigger], verdict: Verdict) -> None:
         """Queue every trigger for this verdict (not the notifiers: they get notices); returns at once."""
         subject = verdict.subject
+        exec_args = subject.exec.command[1:] if subject.exec else ()
         for trigger in triggers:
             if trigger.once:
                 continue
-            self.call(Call(trigger, verdict, subject.name, subject.params))
+            self.call(Call(trigger, verdict, subject.name, subject.params, exec_args))
 
     def call(self, call: Call) -> None:
         """Queue one call in its trigger's lane; returns at once."""
@@ -140,7 +142,7 @@ class TriggerRunner:
             call.trigger.call(call.argument)
         except Exception as exc:  # noqa: BLE001 - a trigger must never take the daemon down
             # The message may quote the container's env or command line, as a rule's may: redacted alike.
-            detail = Redactor(call.params).error(exc)
+            detail = Redactor(call.params, call.secret_args).error(exc)
             log.error("%s failed for %s: %s", call.trigger, call.about, detail)
             self._on_error(call.trigger.name)
         finally:

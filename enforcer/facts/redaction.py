@@ -45,23 +45,25 @@ PIECE_MIN = 4  # and so is each of its pieces this long or longer
 GRAM = 8  # of a longer form, any part this long is blanked out
 
 
-def redact(message: str, params: Mapping[str, Any]) -> str:
-    """`message` with every form of the container's secret values blanked out."""
-    return Redactor(params).redact(message)
+def redact(message: str, params: Mapping[str, Any], also: Sequence[str] = ()) -> str:
+    """`message` with every form of the container's secret values (and of `also`) blanked out."""
+    return Redactor(params, also).redact(message)
 
 
 class Redactor:
-    """The redaction of one container's messages; its secrets and their forms are worked out on first use."""
+    """The redaction of one container's messages; its secrets and their forms are worked out on first use.
+    `also`: more secret values than the inspect data holds (the arguments of the exec being judged)."""
 
-    def __init__(self, params: Mapping[str, Any]) -> None:
+    def __init__(self, params: Mapping[str, Any], also: Sequence[str] = ()) -> None:
         self._params = params
+        self._also = tuple(also)
 
     @cached_property
     def _patterns(self) -> tuple[frozenset[str], tuple[str, ...]]:
         """Every stretch of GRAM characters of the long forms, and the short forms whole."""
         grams: set[str] = set()
         short: set[str] = set()
-        for secret in secrets(self._params):
+        for secret in secrets(self._params, self._also):
             for form in forms(secret):
                 if len(form) < GRAM:
                     short.add(form)
@@ -107,11 +109,11 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-def secrets(params: Mapping[str, Any]) -> set[str]:
-    """The container's secret values (env entries and their values), and their pieces, that are long enough
-    to blank out without blanking out everything."""
+def secrets(params: Mapping[str, Any], also: Sequence[str] = ()) -> set[str]:
+    """The container's secret values (env entries and their values) and `also`, and their pieces, that are
+    long enough to blank out without blanking out everything."""
     whole: set[str] = set()
-    for value in _secret_values(params):
+    for value in (*_secret_values(params), *also):
         text = str(value)
         whole.add(text)
         whole.add(text.partition("=")[2])  # an env entry's value, a `key=value` word's value

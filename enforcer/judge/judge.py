@@ -80,7 +80,9 @@ class Judgement:
             reason = self._exempt(container)
             if reason:
                 return Verdict(container, exempt=reason)
-        redactor = Redactor(container.params)  # an error may quote the container's secrets
+        # An error may quote the container's secrets, or the arguments of the exec judged (only its executable
+        # is ever shown).
+        redactor = Redactor(container.params, container.exec.command[1:] if container.exec else ())
 
         def whitelist_failed(custom: WhitelistRule, exc: Exception) -> None:
             if gathering and isinstance(exc, FactNotGathered):
