@@ -11,6 +11,21 @@ from typing import Any
 _STANDARD = set(vars(logging.makeLogRecord({})))
 
 
+# Characters that end a line or move a terminal's cursor: written escaped in text format, so a value chosen by
+# whoever uses the Docker socket (an exec's executable, a label a rule error quotes) cannot forge a log line.
+_CONTROL = {
+    code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if chr(code) != "\t"
+} | {ord("\n"): "\\n", ord("\r"): "\\r", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+class TextFormatter(logging.Formatter):
+    """One line per record: control characters and line separators in the message are escaped (a traceback
+    still follows on its own lines)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        return super().formatMessage(record).translate(_CONTROL)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line; `extra={...}` fields become keys of their own."""
 
@@ -34,7 +49,7 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("enforcer")
     root.handlers[:] = [handler]
     root.setLevel(level)
