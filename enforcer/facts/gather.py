@@ -1,15 +1,16 @@
 """Gathering facts about containers from the engine: params (inspect), metrics (stats), position, the image
 (image inspect, one fetch per image id) and, for an exec check, the exec session (exec inspect).
 
-All of it before judging: a sweep gathers params, metrics and position of every running container; an event
-check gathers params, and metrics or position only when a rule reads them; the image only when a rule reads
-it, on any check (the judge stops and says which, see `judge.Judgement`).
+All of it before judging: sweeps and audits gather params and position of every running container, and its
+metrics when a rule reads them (a round of samples gathers the metrics of all); an event check gathers params,
+and metrics or position only when a rule reads them; the image only when a rule reads it, on any check (the
+judge stops and says which, see `judge.Judgement`).
 
 Facts for many containers are fetched concurrently, one request in flight per container up to
 ENGINE_CONCURRENCY: the engine answers every pending one-shot stats request on the same 1-second tick, so 500
-containers cost about one tick, not 500, nor 500 divided by a fixed pool's size. The pools start their threads
-as the work needs them (a round of cached inspects needs few) and keep them, each with its kept-alive
-connection, for the next round.
+containers cost about one tick, not 500, nor 500 divided by a fixed pool's size. The pool (the sweep's checks
+run on it too) starts its threads as the work needs them (a round of cached inspects needs few) and keeps
+them, each with its kept-alive connection, for the next round.
 """
 
 from __future__ import annotations
