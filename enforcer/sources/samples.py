@@ -21,7 +21,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_STOPPED
 
 from enforcer.dockerhost.errors import EngineError
+from enforcer.facts.container import Container
 from enforcer.facts.gather import FactGatherer
+from enforcer.judge.policy import Policy
 from enforcer.record.episodes import EpisodeStore
 from enforcer.record.model import Source
 from enforcer.sustained import Sustained
@@ -37,6 +39,7 @@ class Sampler:
         self.episodes = episodes
         self._checks = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sample-check")
         self.last_round_s: float | None = None  # how long the last full round took
+        self._closed = False
 
     def sample(self) -> bool:
         """One round; False when it was skipped (engine trouble) or there is nothing to sample."""
@@ -55,7 +58,7 @@ class Sampler:
         ended = self.episodes.keep_only((c.cid for c in containers), (r.name for r in timed))
         self.sustained.gone(ended, policy)
         try:
-            list(self._checks.map(lambda c: self.sustained.sample(c, policy, now), containers))
+            list(self._checks.map(lambda c: self._sample_one(c, policy, now), containers))
         except RuntimeError:  # the pool was shut down: the daemon is stopping
             return False
         self.gatherer.cpu.keep_only(c.cid for c in containers)
@@ -68,7 +71,19 @@ class Sampler:
         )
         return True
 
+    def _sample_one(self, container: Container, policy: Policy, now: datetime) -> None:
+        """One container's sample: its trouble (the state database, an action that raised) is logged and
+        neither ends the round for the others nor reaches the scheduler; the next round tries it again."""
+        if self._closed:
+            return  # the daemon is stopping: its state database may be closed already
+        try:
+            self.sustained.sample(container, policy, now)
+        except Exception:  # noqa: BLE001
+            if not self._closed:
+                log.exception("sample of %s failed", container.name)
+
     def close(self) -> None:
+        self._closed = True
         self._checks.shutdown(wait=False, cancel_futures=True)
 
 

@@ -253,3 +253,26 @@ def test_rounds_go_on_when_a_round_returns_at_once() -> None:
     finally:
         scheduler.shutdown(wait=False)
     assert quick.rounds >= 4
+
+
+def test_a_sample_that_raises_is_logged_and_the_round_goes_on(
+    world: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    sampler, gatherer, _, _, episodes, _ = world
+    gatherer.running = [box("held-1"), box("held-2"), box("held-3")]
+    gatherer.cpu.keep_only = lambda cids: kept.extend(cids)  # type: ignore[method-assign]
+    kept: list[str] = []
+    put = episodes.put
+
+    def put_but_fail_for_held_2(episode: Any) -> None:
+        if episode.name == "held-2":
+            raise ValueError("disk I/O error")  # the state database, as sqlite3 may fail
+        put(episode)
+
+    monkeypatch.setattr(episodes, "put", put_but_fail_for_held_2)
+    assert sampler.sample()
+    assert sorted(e.name for e in episodes.all()) == ["held-1", "held-3"]
+    assert kept == [c.cid for c in gatherer.running]  # the round finished
+    assert sampler.last_round_s is not None
+    (failed,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert failed.getMessage() == "sample of held-2 failed"
