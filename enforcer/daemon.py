@@ -13,10 +13,12 @@ import socket
 import sqlite3
 import sys
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from types import FrameType
 
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_SUBMITTED, JobEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from enforcer import __version__
@@ -97,6 +99,7 @@ class Daemon:
         )  # fmt: skip
         self.api = ApiServer(app, *settings.listen_address)
         self.scheduler = BackgroundScheduler(timezone="UTC")
+        self.jobs = JobsInFlight(self.scheduler)
         self.triggers = TriggerRunner(
             on_error=lambda name: self.metrics.trigger_errors.labels(trigger=name).inc(),
             on_drop=lambda name: self.metrics.trigger_dropped.labels(trigger=name).inc(),
@@ -281,6 +284,7 @@ class Daemon:
 
     def _shutdown(self) -> int:
         notify(self.settings.notify_socket, "STOPPING=1")
+        deadline = time.monotonic() + SHUTDOWN_GRACE_S
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         if self.watcher is not None:
@@ -291,6 +295,9 @@ class Daemon:
         if self.sampler is not None:
             self.sampler.close()
         self.triggers.close(wait=False)
+        # A sweep or a round of samples under way records what it found before the stores close.
+        if not self.jobs.wait(max(0.0, deadline - time.monotonic())):
+            log.warning("stopping with a sweep or a round of samples still running")
         self.api.stop()
         if self.gatherer is not None:
             self.gatherer.close()
@@ -299,6 +306,31 @@ class Daemon:
         self.ledger.close()
         log.info("stopped")
         return 0
+
+
+class JobsInFlight:
+    """How many scheduler jobs (sweeps, rounds of samples, purges) run now, so that a stop can wait for them
+    before it closes the stores they write to."""
+
+    def __init__(self, scheduler: BackgroundScheduler) -> None:
+        self._running = 0
+        self._changed = threading.Condition()
+        scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
+        scheduler.add_listener(self._finished, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+
+    def _submitted(self, _: JobEvent) -> None:
+        with self._changed:
+            self._running += 1
+
+    def _finished(self, _: JobEvent) -> None:
+        with self._changed:
+            self._running -= 1  # may run before its submission is counted: below 0 for that moment
+            self._changed.notify_all()
+
+    def wait(self, timeout_s: float) -> bool:
+        """Wait until none runs; False when some still ran after `timeout_s`."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._running <= 0, timeout_s)
 
 
 def _engine_name(host: DockerHost) -> str | None:
