@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -107,6 +108,26 @@ def test_a_raising_trigger_is_counted_and_its_lane_goes_on(
         runner.submit([trigger], verdict(name))
     assert wait_for(lambda: seen == ["after"])
     assert errors == ["flaky"]
+
+
+def test_a_trigger_that_calls_sys_exit_is_counted_and_its_lane_goes_on(
+    runner_parts: tuple[TriggerRunner, list[str], list[str]],
+) -> None:
+    # SystemExit is no Exception: it once ended the lane's worker silently, and every later call of that
+    # trigger queued up until dropped.
+    runner, errors, _ = runner_parts
+    seen: list[str] = []
+
+    def exits(v: Verdict) -> None:
+        if v.subject.name == "exit":
+            sys.exit(3)
+        seen.append(v.subject.name)
+
+    trigger = Trigger("exits", exits)
+    for name in ("exit", "after"):
+        runner.submit([trigger], verdict(name))
+    assert wait_for(lambda: seen == ["after"]), runner.pending("exits")
+    assert errors == ["exits"]
 
 
 def test_close_drops_queued_calls_and_returns_with_a_trigger_hung() -> None:

@@ -140,7 +140,8 @@ class TriggerRunner:
         started = time.monotonic()
         try:
             call.trigger.call(call.argument)
-        except Exception as exc:  # noqa: BLE001 - a trigger must never take the daemon down
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - a trigger must never take the daemon down
+            # (sys.exit() in a trigger would otherwise end its lane's worker without a word)
             # The message may quote the container's env or command line, as a rule's may: redacted alike.
             detail = Redactor(call.params, call.secret_args).error(exc)
             log.error("%s failed for %s: %s", call.trigger, call.about, detail)
