@@ -339,6 +339,12 @@ def test_an_exception_while_loading_names_file_and_line(tmp_path: Path) -> None:
     assert message.startswith(f"{path}:3: ZeroDivisionError")
 
 
+def test_sys_exit_while_loading_is_an_error_of_the_file(tmp_path: Path) -> None:
+    # Not a way out of the daemon: on a SIGHUP it once ended the main loop, and the daemon with it.
+    path = rules_file(tmp_path, "import sys\n\nsys.exit(3)\nrules = []\n")
+    assert error_of(path).startswith(f"{path}:3: SystemExit: 3")
+
+
 def test_a_file_without_a_rules_list(tmp_path: Path) -> None:
     path = rules_file(tmp_path, "rule = []\n")
     assert error_of(path) == f"{path}: defines no `rules` list (expected `rules = [...]`)"

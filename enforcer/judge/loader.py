@@ -110,7 +110,7 @@ def load_module(path: Path, allow_writable: bool = False) -> tuple[ModuleType, s
         exec(code, module.__dict__)
     except RulesFileError as exc:  # a helper refused by the guard
         raise RulesFileError(f"{_where(path, exc)}: imports {exc}") from None
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # sys.exit() in a file is its error, not the daemon's end
         raise RulesFileError(f"{_where(path, exc)}: {type(exc).__name__}: {exc}") from None
     finally:
         sys.path.remove(str(folder))
