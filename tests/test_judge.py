@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -184,9 +185,11 @@ def test_exceptions_of_every_kind_are_caught() -> None:
         rule("value", raises(ValueError("nope"))),
         rule("lookup", raises(LookupError("gone"))),
         rule("runtime", raises(RuntimeError("boom"))),
+        rule("exit", lambda c: sys.exit(2)),  # would end the check's worker, or the sweep, with it
     ]
     v = judge(container(), rules, NO_WHITELIST)
-    assert [e.rule for e in v.errors] == ["type", "attr", "value", "lookup", "runtime"]
+    assert [e.rule for e in v.errors] == ["type", "attr", "value", "lookup", "runtime", "exit"]
+    assert v.errors[-1].error == "SystemExit: 2"
     assert v.errors[1].error.startswith("AttributeError: ")
     assert v.verdict is False
 

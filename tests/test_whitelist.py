@@ -8,6 +8,7 @@ eight whitelist forms exempts it.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -213,6 +214,13 @@ def test_a_raising_whitelist_lambda_exempts_nothing_and_crashes_nothing() -> Non
     assert v.errors == ()
     assert v.whitelist_errors == (WhitelistError("broken", "KeyError: 'nope'"),)
     assert str(v.whitelist_errors[0]) == "whitelist rule broken: KeyError: 'nope'"
+
+
+def test_a_whitelist_lambda_that_calls_sys_exit_exempts_nothing_and_crashes_nothing() -> None:
+    wl = whitelist("", "", WhitelistRule("exits", lambda c, r: sys.exit("bye")))
+    v = verdict(wl)
+    assert v.verdict is True
+    assert v.whitelist_errors == (WhitelistError("exits", "SystemExit: bye"),)
 
 
 def test_a_whitelist_lambda_error_is_kept_once_per_lambda_whatever_the_rules() -> None:

@@ -84,7 +84,7 @@ class Judgement:
         # is ever shown).
         redactor = Redactor(container.params, container.exec.command[1:] if container.exec else ())
 
-        def whitelist_failed(custom: WhitelistRule, exc: Exception) -> None:
+        def whitelist_failed(custom: WhitelistRule, exc: BaseException) -> None:
             if gathering and isinstance(exc, FactNotGathered):
                 return  # judged again once the fact is gathered
             if custom.name not in self._failed:
@@ -105,7 +105,7 @@ class Judgement:
                     hit = bool(rule.check(container))
                 except FactUnavailable:
                     hit = None
-                except Exception as exc:  # noqa: BLE001 - a rule's failure is a value, never a crash
+                except (Exception, SystemExit) as exc:  # noqa: BLE001 - a rule's failure is a value, never a crash
                     error = RuleError(rule.name, redactor.error(exc))
                     hit = options.rule_errors_are_violations
             if watching and (wanted := take_wanted()):

@@ -61,7 +61,7 @@ class Whitelist:
     def rule_exemptions(
         self,
         container: Container,
-        on_error: Callable[[WhitelistRule, Exception], None] | None = None,
+        on_error: Callable[[WhitelistRule, BaseException], None] | None = None,
         now: datetime | None = None,
     ) -> Callable[[str], str | None]:
         """`exempts_from_rule` for one container, its name and image forms worked out once, not per rule.
@@ -92,7 +92,7 @@ class Whitelist:
                 try:
                     if custom.check(container, rule_name):
                         return str(custom)
-                except Exception as exc:  # noqa: BLE001 - a broken whitelist lambda must not exempt or crash
+                except (Exception, SystemExit) as exc:  # noqa: BLE001 - must not exempt or crash
                     if on_error is not None:
                         on_error(custom, exc)
             return None
