@@ -2,8 +2,8 @@
 
 A held action is not done: the violator is recorded as in WARN mode, its outcome "held". The breaker lets
 actions through again as soon as fewer than the limit went out in the last minute. It is consulted on the
-kill path (pipeline) and the create-time path (prevention), so `admit` does no I/O and costs O(1): a ring of
-the times of the last `limit` actions let through; the next may go when the oldest of them is a minute old.
+kill path (pipeline) and the create-time path (prevention), so `admit` does no I/O and costs O(1) amortized: the
+times of the actions let through within the last minute; the next may go while fewer than `limit` are.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -43,8 +44,9 @@ class StopRateBreaker:
         self.limit = limit
         self._clock = clock
         self._lock = threading.Lock()
-        self._sent = [-WINDOW_S] * limit  # when each of the last `limit` admitted actions went out (a ring)
-        self._next = 0  # the ring's oldest slot, overwritten by the next action let through
+        # When each of the last `limit` admitted actions went out, the oldest first: as long as the actions
+        # of a minute, never as long as the limit (MAX_STOPS_PER_MINUTE=1000000000 allocates nothing).
+        self._sent: deque[float] = deque(maxlen=limit or None)
         self._held = 0
         self._last_held = -WINDOW_S
 
@@ -59,9 +61,10 @@ class StopRateBreaker:
             return True
         now = self._clock()
         with self._lock:
-            if now - self._sent[self._next] >= WINDOW_S:
-                self._sent[self._next] = now
-                self._next = (self._next + 1) % self.limit
+            while self._sent and now - self._sent[0] >= WINDOW_S:
+                self._sent.popleft()
+            if len(self._sent) < self.limit:
+                self._sent.append(now)
                 released, self._held = self._held, 0
                 admitted = True
             else:

@@ -104,3 +104,12 @@ def test_the_pipeline_stops_up_to_the_limit_and_records_the_rest_as_held(
     assert {(f.mode, f.action) for f in held} == {(Mode.WARN, Action.WOULD_STOP)}
     assert "stop-rate breaker" in (held[0].outcome_detail or "")
     assert held[0].outcome_text.startswith("held: stop-rate breaker")
+
+
+def test_a_huge_limit_allocates_nothing_up_front() -> None:
+    # The ring of MAX_STOPS_PER_MINUTE slots once made a 1e9 limit take 8 GB at start (and 2**62 fail).
+    clock = Clock()
+    breaker = StopRateBreaker(2**62, clock)
+    assert all(breaker.admit() for _ in range(1000))
+    clock.now += 60
+    assert breaker.admit() and not breaker.state().tripped
