@@ -169,3 +169,22 @@ def test_stats_answered_empty_are_container_gone(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(path, "request", lambda method, url, what: None)
     with pytest.raises(ContainerGone, match="the container stopped"):
         path.stats("c" * 64)
+
+
+def test_an_exec_that_cannot_be_inspected_leaves_no_request_ahead(
+    clean_engine: Engine, run_container: RunContainer
+) -> None:
+    # The container's inspect goes out ahead of the exec's: when the exec's fails (gone, refused), the
+    # container's answer is still read, so its connection and its slot ahead are given back.
+    cid = run_container("exec-gone")
+    host = connect(clean_engine.url)
+    try:
+        lean = host._fast
+        assert lean is not None
+        for _ in range(3):
+            with pytest.raises(ContainerGone):
+                host.inspect_exec_with_container("0" * 64, cid)
+        assert lean._ahead == 0
+        assert len(lean._spare) == 1 and len(lean._open) == 2  # one spare reused, and this thread's own
+    finally:
+        host.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,7 +164,15 @@ class DockerHost:
         """The exec's inspect and its container's: the container's request is sent first, so with the fast
         path both are on their way before either answer is read (one round trip on the exec check's path)."""
         container = self.inspect_soon(cid)
-        return self.inspect_exec(exec_id), container()
+        try:
+            exec_info = self.inspect_exec(exec_id)
+        except BaseException:
+            # The answer sent ahead is read all the same: unread, it would hold its connection and its slot
+            # ahead for good (after MAX_AHEAD such failures, nothing would be sent ahead any more).
+            with suppress(Exception):
+                container()
+            raise
+        return exec_info, container()
 
     def inspect_exec(self, exec_id: str) -> Json:
         """`GET /exec/{id}/json`: ProcessConfig (entrypoint, arguments, user, privileged, tty), ContainerID."""
