@@ -279,7 +279,7 @@ class Pipeline:
             rule_errors=tuple(str(e) for e in (*verdict.errors, *verdict.whitelist_errors)),
             restart_policy=done.restart_policy,
             config=safe_config(container.params) if prevent else None,
-            exec_command=container.exec.executable if container.exec else None,
+            exec_command=container.exec.shown if container.exec else None,
         )
         executable = f" exec={finding.exec_command}" if finding.exec_command is not None else ""
         log.info(

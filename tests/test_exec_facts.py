@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from enforcer.facts.container import Container, ExecFacts
+from enforcer.facts.container import EXECUTABLE_SHOWN, Container, ExecFacts
 from enforcer.facts.gather import is_healthcheck
 
 EXEC_DIR = Path(__file__).resolve().parent / "library" / "examples" / "exec"
@@ -107,3 +107,10 @@ def test_cmd_healthchecks_and_a_custom_shell() -> None:
     assert not is_healthcheck(data["exec"], container)
     container["Config"]["Healthcheck"]["Test"] = ["NONE"]
     assert not is_healthcheck(data["exec"], container)
+
+
+def test_a_long_executable_or_user_is_shown_cut_short() -> None:
+    long = ExecFacts("e1", "u" * 1000, False, False, ("/bin/" + "x" * 10_000, "arg"))
+    assert long.shown == long.executable[: EXECUTABLE_SHOWN - 1] + "…" and len(long.shown) == EXECUTABLE_SHOWN
+    assert len(str(long)) < 3 * EXECUTABLE_SHOWN
+    assert ExecFacts("e2", "0", False, False, ("sh", "-c", "x")).shown == "sh"

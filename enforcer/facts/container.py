@@ -62,6 +62,11 @@ class Missing:
         return not self.why and self.failure is None
 
 
+# Of an exec's executable, what the log, the store and the API keep: whoever runs `docker exec` chooses it,
+# up to 128 kB.
+EXECUTABLE_SHOWN = 256
+
+
 @dataclass(frozen=True)
 class ExecFacts:
     """One `docker exec` session as rules see it in `c.exec`.
@@ -82,8 +87,15 @@ class ExecFacts:
     def executable(self) -> str:
         return self.command[0] if self.command else ""
 
+    @property
+    def shown(self) -> str:
+        """The executable as logged and recorded: its first EXECUTABLE_SHOWN characters."""
+        text = self.executable
+        return text if len(text) <= EXECUTABLE_SHOWN else text[: EXECUTABLE_SHOWN - 1] + "…"
+
     def __str__(self) -> str:
-        return f"exec {self.executable} as {self.user or 'the default user'}"
+        user = self.user if len(self.user) <= EXECUTABLE_SHOWN else self.user[: EXECUTABLE_SHOWN - 1] + "…"
+        return f"exec {self.shown} as {user or 'the default user'}"
 
     @classmethod
     def from_inspect(cls, raw: Mapping[str, Any], container_user: str = "") -> ExecFacts:

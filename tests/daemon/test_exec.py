@@ -12,6 +12,8 @@ import time
 from support.daemon import Containers, DaemonFactory, wait_until
 from support.engine import Engine
 
+from enforcer.facts.container import EXECUTABLE_SHOWN
+
 KILL_WITHIN_S = 3.0  # generous for a loaded 2-core machine; benchmarks/exec_latency.py measures the figure
 # CIS 5.23 and the opt-in 5.24 from the library, and a lambda in the README's form.
 EXEC_RULES = """
@@ -139,3 +141,23 @@ def test_exec_events_are_off_by_default(
 def _health_log(containers: Containers, cid: str) -> list[object]:
     health = containers.inspect(cid)["State"].get("Health") or {}
     return list(health.get("Log") or [])
+
+
+def test_a_huge_executable_is_recorded_cut_short(
+    engine: Engine, daemon: DaemonFactory, containers: Containers
+) -> None:
+    """Whoever runs `docker exec` chooses the executable, of any length (the exec need not even start): the
+    log, the store and the API keep its first EXECUTABLE_SHOWN characters."""
+    enforcer = daemon(EXEC_RULES, MODE="WARN", RUN_EXEC_EVENTS="true")
+    target = containers.run("huge-exec-target", user="1000")
+    huge = "/bin/" + "x" * 5_000
+    subprocess.run(
+        ["docker", "-H", engine.url, "exec", "-u", "0", target, huge],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    record = enforcer.wait_for_violation("huge-exec-target")
+    assert record["exec"] == huge[: EXECUTABLE_SHOWN - 1] + "…"
+    assert len(record["message"]) < 1000
+    (detection,) = [d for d in enforcer.get("/")["detections"] if d["name"] == "/huge-exec-target"]
+    assert detection["exec"] == record["exec"]
+    assert enforcer.get(f"/containers/{target}")["exec"] == record["exec"]
