@@ -147,7 +147,9 @@ class EventWatcher:
             action = str(event.get("Action") or event["status"]).split(":")[0]
             nano = int(event.get("timeNano") or int(event["time"]) * 1_000_000_000)
         except (KeyError, TypeError, ValueError, AttributeError):
-            log.debug("skipping a malformed event: %.200r", event)
+            # Its keys only: an exec_start event's Action quotes the exec's command line.
+            shape = sorted(map(str, event))[:20] if isinstance(event, dict) else type(event).__name__
+            log.debug("skipping a malformed event (%s)", shape)
             return
         if self._already_seen(cid, action, nano):
             return

@@ -317,3 +317,14 @@ def test_exec_start_is_ignored_unless_exec_events_are_on(watcher: Any) -> None:
     events, pipeline = watcher
     assert "exec_start" not in events.filters()["event"]
     assert dispatched(events, pipeline, exec_event("c1", "e1")) == []
+
+
+def test_a_malformed_exec_event_is_skipped_without_its_command(
+    watcher: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An exec_start event's Action carries the exec's command line: never logged, not even at DEBUG."""
+    events, pipeline = watcher
+    caplog.set_level("DEBUG", logger="enforcer.events")
+    broken = {"Action": "exec_start: curl -H 'X-Token: s3cret-in-exec'", "Actor": {"Attributes": {}}}
+    assert dispatched(events, pipeline, broken) == []
+    assert "malformed event" in caplog.text and "s3cret" not in caplog.text
