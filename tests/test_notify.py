@@ -135,6 +135,14 @@ def test_slack_text_makes_no_mention_nor_link_of_a_label() -> None:
     assert "owner &lt;!channel&gt; &amp; &lt;http://x|y&gt;" in text
 
 
+@pytest.mark.parametrize("mention", ["@channel", "@all", "@here", "@someone"])
+def test_mattermost_text_makes_no_mention_of_a_label(mention: str) -> None:
+    """Mattermost (the same body) takes a plain `@channel`, `@all` or `@name` as a mention: a zero-width space
+    after each `@` keeps it text (Slack shows it the same)."""
+    text = formats.slack_body(notice(owner=f"team {mention} x"))["text"]
+    assert mention not in text and f"owner team @\u200b{mention[1:]} x" in text
+
+
 def test_slack_text() -> None:
     assert formats.slack_body(notice())["text"] == (
         ":rotating_light: docker-enforcer WARN recorded, would stop: web (abababababab, image busybox:1.36, "

@@ -78,10 +78,12 @@ def webhook_body(notice: Notice) -> dict[str, Any]:
 
 def slack_body(notice: Notice) -> dict[str, Any]:
     """Slack's and Mattermost's incoming webhooks both take `text` (Markdown-ish, no blocks needed). `&`, `<`
-    and `>` are escaped as Slack asks: a label value (the owner) chosen by whoever made the container must
-    not become a mention such as `<!channel>` or a link."""
+    and `>` are escaped as Slack asks, and a zero-width space follows each `@` (Mattermost's `@channel`,
+    `@all`, `@name`): a label value (the owner) chosen by whoever made the container must not become a
+    mention or a link."""
     icon = ":white_check_mark:" if notice.ended and notice.reason != EndReason.STOPPED else ":rotating_light:"
     text = headline(notice).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = text.replace("@", "@\u200b")
     return {"text": f"{icon} docker-enforcer {text}"}
 
 
