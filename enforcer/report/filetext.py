@@ -3,8 +3,9 @@
 Notifier URLs carry tokens (Slack's and most webhooks' in the path) and headers carry credentials. The text
 keeps its shape so the owner still recognises the file; blanked out are:
 - every URL's user info, path, query and fragment (`https://hooks.slack.com/***`: scheme and host stay);
-- a string given to a name that says secret (`token`, `password`, `secret`, `api_key`, `key`, `auth...`,
-  `cookie`, `signature`), as a dict value, a keyword argument or an assignment: `"Authorization": "***"`;
+- a string given to a name that says secret (`token`, `password`, `secret`, `api_key`, `auth...`, `cookie`,
+  `signature`, or ending in `key`: `hmac_key`), as a dict value, a keyword argument or an assignment:
+  `"Authorization": "***"`;
 - what follows `Bearer` or `Basic` in a string, and `token` when a long word follows it.
 Safer still is to keep them out of the file: `os.environ["SLACK_URL"]` shows as written.
 """
@@ -17,7 +18,7 @@ BLANK = "***"
 _URL = re.compile(
     r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?:[^\s/'\"@]*@)?(?P<host>[^\s/'\"?#]*)(?P<rest>[^\s'\"]*)"
 )
-_SECRET_NAME = r"(?:\w*(?:token|secret|passw(?:or)?d|api[_-]?key|auth\w*|cookie|signature)\w*|key)"
+_SECRET_NAME = r"(?:\w*(?:token|secret|passw(?:or)?d|api[_-]?key|auth\w*|cookie|signature)\w*|\w*key)"
 _SECRET_VALUE = re.compile(
     rf"(?i)(?P<head>\b{_SECRET_NAME}['\"]?\s*[:=]\s*[rRbBuUfF]{{0,2}})(?P<quote>['\"])(?P<value>(?:\\.|(?!(?P=quote)).)*)(?P=quote)"
 )

@@ -90,3 +90,9 @@ def test_the_text_keeps_its_shape() -> None:
     assert 'notify.alertmanager("http://127.0.0.1:9093")' in text
     assert 'print(v, "token ***")' in text
     assert without_secrets('{"name": "no token here"}') == '{"name": "no token here"}'
+
+
+@pytest.mark.parametrize("name", ["hmac_key", "signing_key", "PRIVATE_KEY", "webhookKey"])
+def test_a_name_that_ends_in_key_holds_a_secret(name: str) -> None:
+    assert without_secrets(f'{name} = "s3cr3t-value"') == f'{name} = "***"'
+    assert without_secrets(f'headers={{"{name}": "s3cr3t-value"}}') == f'headers={{"{name}": "***"}}'
