@@ -268,15 +268,17 @@ class EpisodeStore:
 
     def _end(self, keys: list[tuple[str, str]]) -> list[Episode]:
         ended: list[Episode] = []
-        with self._lock:
-            for key in keys:
-                episode = self._open.pop(key, None)
-                if episode is None:
-                    continue
-                self._conn.execute("DELETE FROM episodes WHERE container_id = ? AND rule = ?", key)
-                ended.append(episode)
-        for episode in ended:
-            self._tell(Change(episode, None))
+        try:
+            with self._lock:
+                for key in keys:
+                    if key not in self._open:
+                        continue
+                    # Deleted first: an episode the database could not forget stays open in memory too.
+                    self._conn.execute("DELETE FROM episodes WHERE container_id = ? AND rule = ?", key)
+                    ended.append(self._open.pop(key))
+        finally:  # those ended before a failure are told all the same
+            for episode in ended:
+                self._tell(Change(episode, None))
         return ended
 
     def _tell(self, change: Change) -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from enforcer.record.episodes import Change, Episode, EpisodeStore, Sample, advance, settled
 from enforcer.record.model import Phase
@@ -100,3 +104,37 @@ def test_a_listener_that_raises_never_undoes_the_change(tmp_path: Path) -> None:
     store.put(episode)
     assert store.get("c1", "hog") == episode
     assert store.end("c1", "hog") == episode and store.get("c1", "hog") is None
+
+
+class FailingDeletes:
+    """Stands for the store's connection: DELETEs of container `failing` raise, as a full disk would."""
+
+    def __init__(self, conn: sqlite3.Connection, failing: str) -> None:
+        self.conn, self.failing = conn, failing
+
+    def execute(self, sql: str, args: Any = ()) -> Any:
+        if sql.startswith("DELETE") and args[0] == self.failing:
+            raise sqlite3.OperationalError("disk I/O error")
+        return self.conn.execute(sql, args)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def test_an_end_the_database_refuses_leaves_the_episode_open_and_tells_those_ended(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    store = EpisodeStore(db)
+    changes: list[Change] = []
+    store.subscribe(changes.append)
+    first = Episode("c1", "hog", Phase.PENDING, at(0), at(10), "s")
+    second = Episode("c2", "hog", Phase.WARNED, at(0), at(10), "s")
+    store.put(first)
+    store.put(second)
+    changes.clear()
+    store._conn = FailingDeletes(store._conn, "c2")  # type: ignore[assignment]
+    with pytest.raises(sqlite3.OperationalError):
+        store.keep_only([], ["hog"])
+    assert changes == [Change(first, None)]  # told, though a later end failed
+    assert store.all() == [second]  # as the database still has it
+    store.close()
+    assert EpisodeStore(db).all() == [second]
