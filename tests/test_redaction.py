@@ -20,7 +20,7 @@ import pytest
 
 from enforcer.act.triggers import TriggerRunner
 from enforcer.facts.container import Container, ExecFacts
-from enforcer.facts.redaction import REDACTED, describe, redact, scrub_labels
+from enforcer.facts.redaction import LABEL_SHOWN, REDACTED, describe, redact, scrub_labels
 from enforcer.judge.judge import JudgeOptions, judge
 from enforcer.judge.rules import Rule, Trigger, WhitelistRule
 from enforcer.judge.verdict import Verdict
@@ -322,3 +322,10 @@ def test_trigger_errors_never_quote_the_arguments_of_the_exec_judged(
         runner.close(wait=True)
     (message,) = [r.getMessage() for r in caplog.records if " failed for " in r.getMessage()]
     assert leaked(message, EXEC_TOKEN) == [] and REDACTED in message, message
+
+
+def test_recorded_label_values_are_cut_short() -> None:
+    """Whoever creates a container chooses its labels, of any size: what is recorded (store, API, page) keeps
+    LABEL_SHOWN characters of each value."""
+    labels = scrub_labels({"huge": "x" * 100_000, "team": "a", "api_token": "y" * 5000})
+    assert labels == {"huge": "x" * (LABEL_SHOWN - 1) + "…", "team": "a", "api_token": REDACTED}

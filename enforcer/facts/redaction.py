@@ -43,6 +43,7 @@ _PIECES = re.compile(r"[\s=,;:&|'\"]+")
 WHOLE_MIN = 3  # a whole value this long or longer is blanked out
 PIECE_MIN = 4  # and so is each of its pieces this long or longer
 GRAM = 8  # of a longer form, any part this long is blanked out
+LABEL_SHOWN = 1024  # of a label's value, what is recorded
 
 
 def redact(message: str, params: Mapping[str, Any], also: Sequence[str] = ()) -> str:
@@ -174,8 +175,13 @@ def scrub(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def scrub_labels(labels: Mapping[str, Any]) -> dict[str, str]:
-    """Labels as plain strings, those whose key names a credential blanked out."""
-    return {str(k): REDACTED if CREDENTIAL_KEY.search(str(k)) else str(v) for k, v in _items(labels)}
+    """Labels as plain strings, those whose key names a credential blanked out, each value cut to LABEL_SHOWN
+    characters (whoever creates a container chooses its labels, of any size)."""
+    return {str(k): REDACTED if CREDENTIAL_KEY.search(str(k)) else _cut(str(v)) for k, v in _items(labels)}
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= LABEL_SHOWN else text[: LABEL_SHOWN - 1] + "…"
 
 
 def _secret_values(params: Mapping[str, Any]) -> list[Any]:
