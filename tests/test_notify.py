@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -443,3 +447,21 @@ def test_an_episode_of_a_rule_no_longer_in_the_policy_ends_and_rules_not_judged_
         (["no privileged", "no root"], False),
         (["no root"], True),
     ]
+
+
+def test_a_5xx_whose_body_cannot_be_read_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The error's body read inside the HTTPError handler: its failure escaped every other handler.
+    class Broken(io.RawIOBase):
+        def readinto(self, buffer: Any) -> int:
+            raise ConnectionResetError(104, "Connection reset by peer")
+
+    calls: list[str] = []
+
+    def urlopen(request: Any, timeout: float) -> Any:
+        calls.append(request.full_url)
+        raise urllib.error.HTTPError(request.full_url, 502, "Bad Gateway", Message(), Broken())
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    with pytest.raises(NotifyError, match="answered 502 Bad Gateway.*gave up after 3 attempts"):
+        notify.webhook("http://127.0.0.1:9/hook/x", retries=2)["trigger"](notice())
+    assert len(calls) == 3

@@ -105,7 +105,7 @@ class Post:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310 - http(s) checked
                 return _answer(response.status, response.reason, response.read(200))
         except urllib.error.HTTPError as exc:
-            answer = _answer(exc.code, exc.reason, exc.read(200) if exc.fp else b"")
+            answer = _answer(exc.code, exc.reason, _head(exc))
             if exc.code >= 500 or exc.code == 429:
                 raise _Retryable(f"{where} answered {answer}") from None
             raise NotifyError(f"{where} refused it: {answer}") from None
@@ -123,6 +123,14 @@ class Post:
 def _answer(status: int, reason: Any, head: bytes) -> str:
     text = head.decode(errors="replace").strip().replace("\n", " ")
     return f"{status} {reason or ''}".strip() + (f": {text[:120]}" if text else "")
+
+
+def _head(error: urllib.error.HTTPError) -> bytes:
+    """The start of an error answer's body; nothing when it cannot be read (the answer still counts)."""
+    try:
+        return error.read(200) if error.fp else b""
+    except (OSError, http.client.HTTPException):
+        return b""
 
 
 def _reason(reason: Any) -> str:
