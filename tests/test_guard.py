@@ -216,3 +216,20 @@ def test_the_loader_refuses_a_bad_max_new_stops(tmp_path: Path, value: str) -> N
     path.write_text(f"rules = []\nmax_new_stops = {value}\n")
     with pytest.raises(RulesFileError, match="`max_new_stops` must be a whole number of at least 0"):
         load_rules(path, allow_writable=True)
+
+
+def test_a_reload_that_fails_unexpectedly_keeps_the_rules_and_the_daemon(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SIGHUP reloads on the daemon's main loop: nothing a reload raises may end it."""
+    first = policy(BAD, max_new_stops=5)
+    reloader, in_force, loads = reloader_with(first, Listing(running("good")), monkeypatch)
+
+    def broken(*args: object) -> Policy:
+        raise OSError("a bug in vetting")
+
+    monkeypatch.setattr(reloader._guard, "vet", broken)
+    loads.append(policy(EVERYTHING))
+    assert reloader.reload("SIGHUP") is False
+    assert in_force.get() is first
+    assert "reload (SIGHUP) failed, the previous rules stay in force" in caplog.text

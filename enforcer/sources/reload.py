@@ -95,7 +95,12 @@ class PolicyReloader:
             self.metrics.rule_reload_errors.inc()
             log.error("reload (%s) refused, the previous rules stay in force: %s", reason, exc)
             return False
-        self._put(policy, self._enforcing(), reason)
+        try:
+            self._put(policy, self._enforcing(), reason)
+        except Exception:  # noqa: BLE001 - a reload (SIGHUP runs it on the main loop) never ends the daemon
+            self.metrics.rule_reload_errors.inc()
+            log.exception("reload (%s) failed, the previous rules stay in force", reason)
+            return False
         self.metrics.rule_reloads.inc()
         return True
 
