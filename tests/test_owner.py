@@ -16,7 +16,7 @@ from support.daemon import Containers, DaemonFactory
 from test_gather import FakeHost, gatherer_for
 
 from enforcer.audit import containers_from_file
-from enforcer.facts.container import UNKNOWN_OWNER, Container, owner_of
+from enforcer.facts.container import OWNER_SHOWN, UNKNOWN_OWNER, Container, owner_of
 from enforcer.settings import Settings, SettingsError
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -159,3 +159,10 @@ def test_the_daemon_records_the_owner_named_by_the_labels(
     enforcer.wait_for_violation("bad-unowned")
     owners = {d["name"]: d["owner"] for d in enforcer.get("/")["detections"]}
     assert owners == {"/bad-owned": "payments", "/bad-unowned": "[unknown]"}
+
+
+def test_an_owner_is_at_most_owner_shown_characters() -> None:
+    """The owner label is chosen by whoever creates the container, of any size, and travels to the store, the
+    API, every notifier (an Alertmanager label) and the episodes: its first OWNER_SHOWN characters do."""
+    assert owner_of({"owner": "t" * 100_000}, ["owner"]) == "t" * (OWNER_SHOWN - 1) + "…"
+    assert owner_of({"owner": "t" * OWNER_SHOWN}, ["owner"]) == "t" * OWNER_SHOWN

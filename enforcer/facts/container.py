@@ -23,6 +23,8 @@ from enforcer.facts.usage import FactUnavailable
 from enforcer.facts.views import EMPTY, CaseInsensitiveMap, wrap
 
 UNKNOWN_OWNER = "[unknown]"
+# Of an owner label's value, what rules, records and notifiers see: whoever creates a container chooses it.
+OWNER_SHOWN = 256
 __all__ = [
     "Container",
     "ExecFacts",
@@ -282,12 +284,13 @@ class Container:
 
 
 def owner_of(labels: Mapping[str, Any], owner_labels: Sequence[str]) -> str:
-    """The value of the first of `owner_labels` set (not empty) on the container (OWNER_LABELS);
-    `[unknown]` when none is, as in the original."""
+    """The value of the first of `owner_labels` set (not empty) on the container (OWNER_LABELS), its first
+    OWNER_SHOWN characters; `[unknown]` when none is, as in the original."""
     for name in owner_labels:
         value = labels.get(name)
         if isinstance(value, str) and value.strip():
-            return value.strip()
+            owner = value.strip()
+            return owner if len(owner) <= OWNER_SHOWN else owner[: OWNER_SHOWN - 1] + "…"
     return UNKNOWN_OWNER
 
 
