@@ -11,6 +11,7 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -461,7 +462,53 @@ def test_a_5xx_whose_body_cannot_be_read_is_retried(monkeypatch: pytest.MonkeyPa
         calls.append(request.full_url)
         raise urllib.error.HTTPError(request.full_url, 502, "Bad Gateway", Message(), Broken())
 
-    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr("enforcer.notify.send._OPENER.open", urlopen)
     with pytest.raises(NotifyError, match="answered 502 Bad Gateway.*gave up after 3 attempts"):
         notify.webhook("http://127.0.0.1:9/hook/x", retries=2)["trigger"](notice())
     assert len(calls) == 3
+
+
+def test_a_redirect_is_not_followed_so_the_headers_never_reach_another_host() -> None:
+    """A receiver's 302 would have urllib send the request again, Authorization included, wherever the
+    Location points (another host, the engine's TCP port): it is a refusal instead."""
+    seen: list[dict[str, str]] = []
+
+    class Elsewhere(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            seen.append(dict(self.headers))
+            self.send_response(200)
+            self.end_headers()
+
+        do_POST = do_GET  # noqa: N815
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+    elsewhere = ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+    target = f"http://127.0.0.1:{elsewhere.server_address[1]}/steal"
+
+    class Redirecting(Elsewhere):
+        def do_POST(self) -> None:  # noqa: N802
+            self.send_response(302)
+            self.send_header("Location", target)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    redirecting = ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    servers = [elsewhere, redirecting]
+    threads = [threading.Thread(target=s.serve_forever, args=(0.05,), daemon=True) for s in servers]
+    for thread in threads:
+        thread.start()
+    try:
+        hook = notify.webhook(
+            f"http://127.0.0.1:{redirecting.server_address[1]}/hook",
+            headers={"Authorization": "Bearer s3cret"},
+        )
+        with pytest.raises(NotifyError) as raised:
+            hook["trigger"](notice())
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+    assert seen == []
+    assert "302" in str(raised.value) and "s3cret" not in str(raised.value)

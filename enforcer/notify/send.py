@@ -22,6 +22,17 @@ BACKOFF = Backoff(0.5, 8.0)
 USER_AGENT = "docker-enforcer"
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is answered as it came (an HTTPError): urllib would send the request again, headers and
+    credentials included, wherever the Location points."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 class NotifyError(Exception):
     """A notification that could not be delivered; the message names the receiver by scheme and host only."""
 
@@ -102,7 +113,7 @@ class Post:
         request = urllib.request.Request(url, data=data, headers=headers, method="POST")
         where = safe_url(url)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310 - http(s) checked
+            with _OPENER.open(request, timeout=self.timeout_s) as response:  # http(s) checked
                 return _answer(response.status, response.reason, response.read(200))
         except urllib.error.HTTPError as exc:
             answer = _answer(exc.code, exc.reason, _head(exc))
