@@ -77,6 +77,11 @@ class Metrics:
             ["trigger"],
             registry=r,
         )
+        self.exec_checks_dropped = Counter(
+            PREFIX + "exec_checks_dropped",
+            "Exec checks dropped because too many were waiting already (a flood of docker exec).",
+            registry=r,
+        )
         self.checks = Counter(PREFIX + "checks", "Container checks by source.", ["source"], registry=r)
         self.sweep_duration = Histogram(
             PREFIX + "sweep_duration_seconds", "Duration of full sweeps.", buckets=SWEEP_BUCKETS, registry=r

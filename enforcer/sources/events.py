@@ -35,6 +35,11 @@ RECONNECT_CAP_S = 2.0
 SEEN_KEPT = 4096  # events remembered to recognise the engine's replay after a reconnect (its buffer: 256)
 
 
+# Exec checks waiting at most: a flood of `docker exec` must not grow the daemon's memory without bound.
+# Past it each exec check is dropped, logged and counted (docker_enforcer_exec_checks_dropped_total).
+EXEC_BACKLOG = 1000
+
+
 class EventWatcher:
     def __init__(
         self,
@@ -62,6 +67,7 @@ class EventWatcher:
             max_workers=workers or settings.engine_concurrency, thread_name_prefix="check"
         )
         self._in_flight = 0
+        self._exec_backlog = 0  # exec checks submitted and not finished
         self._idle = threading.Condition()
         self._stream: Any = None
         self._since_nano: int | None = None
@@ -178,7 +184,25 @@ class EventWatcher:
         except (KeyError, TypeError):
             log.debug("skipping an exec_start event of %s without an execID", cid[:12])
             return
-        self._submit(self.pipeline.check_exec, cid, exec_id, event_time)
+        with self._idle:
+            if self._exec_backlog >= EXEC_BACKLOG:
+                self.metrics.exec_checks_dropped.inc()
+                log.warning("exec check of %s dropped: %d exec checks are waiting already (a flood of "
+                            "docker exec)", cid[:12], self._exec_backlog)  # fmt: skip
+                return
+            self._exec_backlog += 1
+        if not self._submit(self._exec_check, cid, exec_id, event_time):
+            self._exec_done()
+
+    def _exec_check(self, cid: str, exec_id: str, event_time: float) -> None:
+        try:
+            self.pipeline.check_exec(cid, exec_id, event_time)
+        finally:
+            self._exec_done()
+
+    def _exec_done(self) -> None:
+        with self._idle:
+            self._exec_backlog -= 1
 
     def _already_seen(self, cid: str, action: str, nano: int) -> bool:
         """Events from the resume point on arrive again after a reconnect: drop the exact repeats.

@@ -313,6 +313,37 @@ def test_exec_events_alone_check_execs_and_nothing_else() -> None:
         assert calls == [("check_exec", ("c1", "e1"))]
 
 
+def test_a_flood_of_execs_is_bounded_the_excess_dropped_logged_and_counted(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Exec checks wait in a bounded backlog: a flood of `docker exec` cannot grow the daemon's memory."""
+    monkeypatch.setattr("enforcer.sources.events.EXEC_BACKLOG", 3)
+
+    class Stuck(FakePipeline):
+        release = threading.Event()
+
+        def check_exec(self, cid: str, exec_id: str, event_time: float | None = None) -> None:
+            super().check_exec(cid, exec_id, event_time)
+            self.release.wait(5)
+
+    pipeline = Stuck()
+    events = watcher_of(Settings(run_exec_events=True), pipeline, workers=2)
+    try:
+        for n in range(10):
+            events._dispatch(exec_event(f"c{n}", f"e{n}", n + 1))
+        assert events.metrics.exec_checks_dropped._value.get() == 7
+        assert caplog.text.count("dropped: 3 exec checks are waiting already") == 7
+        Stuck.release.set()
+        assert events.drain(5)
+        assert len(pipeline.calls) == 3
+        events._dispatch(exec_event("c-after", "e-after", 99))  # the backlog emptied: checked again
+        assert events.drain(5)
+        assert ("check_exec", ("c-after", "e-after")) in pipeline.calls
+    finally:
+        Stuck.release.set()
+        events.close(wait=True)
+
+
 def test_exec_start_is_ignored_unless_exec_events_are_on(watcher: Any) -> None:
     events, pipeline = watcher
     assert "exec_start" not in events.filters()["event"]
